@@ -1,0 +1,1 @@
+"""pytest hooks and fixtures of pytest-omnilmm (work in progress)."""

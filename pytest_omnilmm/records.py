@@ -1,0 +1,110 @@
+"""Per-sample records: what a worker produces, what the controller aggregates, what resume reads back.
+
+A ``Record`` holds only plain values (str/int/float/bool/None/list/dict) so that it survives the trip
+through xdist's ``report.user_properties`` (a tensor there crashes the run and exits 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TextIO
+
+RECORD_PROPERTY = "omnilmm_record"
+RECORDS_FILE = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class Record:
+    """The outcome of one sample on one checkpoint.
+
+    ``latency_s`` is the wall time of the generate call that produced this sample (the whole batch:
+    every sample in a batch waited that long); ``batch_id`` ties the samples of one call together so
+    throughput counts each batch once.
+    """
+
+    sample_id: str
+    dataset: str
+    checkpoint: str  # role label: "base", "ckpt0", "ckpt1", ... (stable ids for --lf and baselines)
+    checkpoint_path: str  # "" when the base model is evaluated as is
+    fingerprint: str  # content hash of the evaluated weights (base model + checkpoint)
+    key: str  # resume key: fingerprint + generation settings + sample content
+    prediction: str | None
+    references: list[str] = field(default_factory=list)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    metric: str | None = None  # the primary metric name (a key of ``scores``)
+    metric_flavor: str = "vlmevalkit"
+    group: str | None = None
+    category: str | None = None
+    error: str | None = None
+    latency_s: float = 0.0
+    batch_id: str = ""
+    batch_size: int = 1
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    worker: str = "main"
+    generate_method: str = "chat"
+    resumed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, one line each, flushed and fsynced as they complete.
+
+    Finished work survives a kill: at most the line being written is torn, and ``read_records``
+    skips a torn last line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: TextIO | None = None
+
+    def write(self, record: Record) -> None:
+        if self._fh is None:
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Records from a JSONL file; a torn or unparseable line (a kill mid-write) is skipped."""
+    try:
+        fh = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and "sample_id" in data:
+                try:
+                    yield Record.from_json(data)
+                except TypeError:
+                    continue
