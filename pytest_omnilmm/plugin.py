@@ -1,1 +1,496 @@
-"""pytest hooks and fixtures of pytest-omnilmm (work in progress)."""
+"""pytest hooks and fixtures of pytest-omnilmm. Thin: the work lives in engine / controller / report.
+
+Import-time cost matters (``pytest --help`` loads this module): torch and transformers are imported
+only inside fixtures, when a model is actually needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .batching import plan_units
+from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
+from .records import RECORD_PROPERTY, Record
+
+CONFIG_KEY = pytest.StashKey[EvalConfig]()
+CONTROLLER_KEY = pytest.StashKey["Controller"]()
+RUN_ID_KEY = pytest.StashKey[str]()
+CASE_KEY = pytest.StashKey["EvalCase"]()
+PEERS_KEY = pytest.StashKey[list]()
+STATE_KEY = pytest.StashKey["ItemState"]()
+
+DATASET_MARKER = "dataset"
+
+
+# --------------------------------------------------------------------------------------------- options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("omnilmm", "pytest-omnilmm: evaluate multimodal LLM checkpoints")
+    aliases = {"model_path": ["--model-path"], "generate_method": ["--generate-method"]}
+    for s in SETTINGS:
+        names = [s.flag, *aliases.get(s.name, [])]
+        help_text = f"{s.help} [env {s.env}, ini {s.ini}]"
+        if s.multiple:
+            group.addoption(*names, action="append", dest=f"omnilmm_{s.name}", default=None, help=help_text)
+        else:
+            group.addoption(*names, action="store", dest=f"omnilmm_{s.name}", default=None, help=help_text)
+        parser.addini(s.ini, s.help, type="linelist" if s.multiple else "string", default=[] if s.multiple else None)
+    for name, flag, env, help_text in FLAGS:
+        group.addoption(
+            flag, action="store_true", dest=f"omnilmm_{name}", default=None, help=f"{help_text} [env {env}]"
+        )
+        parser.addini(f"omnilmm_{name}", help_text, type="bool", default=False)
+
+
+def _lookup(config: pytest.Config) -> Callable[[str], tuple[object, str]]:
+    table = {s.name: s for s in SETTINGS}
+    flags = {name: env for name, _flag, env, _help in FLAGS}
+
+    def lookup(name: str) -> tuple[object, str]:
+        option_value = config.getoption(f"omnilmm_{name}")
+        if name in flags:
+            ini_value = config.getini(f"omnilmm_{name}") or None
+            return resolve(option_value, os.environ, flags[name], ini_value, False)
+        s = table[name]
+        return resolve(option_value, os.environ, s.env, config.getini(s.ini), s.default, multiple=s.multiple)
+
+    return lookup
+
+
+# ----------------------------------------------------------------------------------------- configure
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
+    """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
+    raw, _source = _lookup(config)("gpus")
+    if raw not in (None, ""):
+        from .config import _gpus
+
+        try:
+            gpus = _gpus(raw, os.environ)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if not config.pluginmanager.hasplugin("xdist"):
+            raise pytest.UsageError("--gpus needs pytest-xdist; install it or run without --gpus")
+        if config.getoption("numprocesses", None):
+            raise pytest.UsageError("--gpus starts one worker per GPU by itself; drop -n (or drop --gpus)")
+        from .xdist import gpu_tx_specs
+
+        config.option.tx = gpu_tx_specs(gpus)
+        if config.getoption("dist", "no") == "no":
+            config.option.dist = "load"
+    return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "dataset(name, path=None, format=None, metric='exact_match', prompt=None): parametrize `sample` over "
+        "a dataset, one test item per sample (path relative to the test file; --data NAME=PATH overrides)",
+    )
+    try:
+        eval_config = build_config(_lookup(config), rootdir=Path(config.invocation_params.dir))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CONFIG_KEY] = eval_config
+    if eval_config.model_is_local:
+        # A local model must never reach for the hub (and never wait on it).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if _is_worker(config):
+        config.stash[RUN_ID_KEY] = config.workerinput["omnilmm_run_id"]  # type: ignore[attr-defined]
+    else:
+        from .controller import Controller, new_run_id
+
+        config.stash[RUN_ID_KEY] = new_run_id()
+        controller = Controller(eval_config, config.stash[RUN_ID_KEY])
+        config.stash[CONTROLLER_KEY] = controller
+    if config.pluginmanager.hasplugin("xdist"):
+        from . import xdist as xdist_hooks
+
+        config.pluginmanager.register(xdist_hooks.XdistHooks(config), "omnilmm-xdist")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _worker_name(config: pytest.Config) -> str:
+    return str(config.workerinput["workerid"]) if _is_worker(config) else "main"  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    cfg = config.stash.get(CONFIG_KEY, None)
+    if cfg is None:
+        return []
+    src = cfg.sources
+    ckpts = ", ".join(f"{c.label}={c.path}" if c.path else "none" for c in cfg.checkpoints)
+    lines = [
+        f"omnilmm: model_path={cfg.model_path or '(from checkpoint)'} [{src.get('model_path')}]",
+        f"omnilmm: ckpt={ckpts} [{src.get('ckpt')}]",
+        f"omnilmm: generate_method={cfg.generate_method} [{src.get('generate_method')}] "
+        f"device={cfg.device} [{src.get('device')}] dtype={cfg.dtype} [{src.get('dtype')}] "
+        f"batch_size={'auto' if cfg.auto_batch else cfg.batch_size} [{src.get('batch_size')}]",
+        f"omnilmm: max_new_tokens={cfg.max_new_tokens} [{src.get('max_new_tokens')}] "
+        f"num_beams={cfg.num_beams} [{src.get('num_beams')}] limit={cfg.limit} [{src.get('limit')}] "
+        f"metric_flavor={cfg.metric_flavor} [{src.get('metric_flavor')}]",
+        f"omnilmm: results_dir={cfg.results_dir}/{config.stash.get(RUN_ID_KEY, '?')} [{src.get('results_dir')}] "
+        f"resume={'on' if cfg.resume else 'off'} trust_remote_code={cfg.trust_remote_code}",
+    ]
+    if cfg.baseline or cfg.save_baseline:
+        lines.append(
+            f"omnilmm: baseline={cfg.baseline} save_baseline={cfg.save_baseline} gate={cfg.gate} "
+            f"max_drop={cfg.max_drop}"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------- collection
+@dataclass(frozen=True)
+class EvalCase:
+    """What a dataset marker declares for one test function and dataset."""
+
+    dataset: str
+    path: Path
+    format: str | None
+    metric: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A parameter standing in for a dataset that cannot be read: skipped or failed with the reason."""
+
+    dataset: str
+    reason: str
+    broken: bool  # True: the file exists but is bad (fail); False: absent (skip)
+
+
+def _dataset_path(cfg: EvalConfig, name: str, declared: str | None, module_dir: Path) -> Path | None:
+    if name in cfg.data:
+        return cfg.data[name]
+    if declared is None:
+        return None
+    path = Path(declared)
+    return path if path.is_absolute() else module_dir / path
+
+
+def _limited(samples: list[Any], limit: int | None, seed: int, dataset: str) -> list[Any]:
+    """A seeded random subset, identical on every run and worker, in the dataset's own order."""
+    if limit is None or len(samples) <= limit:
+        return samples
+
+    def rank(sample: Any) -> str:
+        return hashlib.sha256(f"{seed}\0{dataset}\0{sample.id}".encode()).hexdigest()
+
+    chosen = {id(s) for s in sorted(samples, key=rank)[:limit]}
+    return [s for s in samples if id(s) in chosen]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    markers = list(metafunc.definition.iter_markers(DATASET_MARKER))
+    if not markers or "sample" not in metafunc.fixturenames:
+        return
+    cfg = metafunc.config.stash[CONFIG_KEY]
+    from .datasets import DatasetError, load_dataset
+
+    module_dir = Path(str(metafunc.definition.fspath)).parent
+    several = len(markers) > 1
+    params: list[Any] = []
+    for marker in reversed(markers):  # iter_markers yields the closest (last written) first
+        name = str(marker.args[0]) if marker.args else str(marker.kwargs.get("name", ""))
+        if not name:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.dataset needs a dataset name")
+        path = _dataset_path(cfg, name, marker.kwargs.get("path"), module_dir)
+        case = EvalCase(
+            dataset=name,
+            path=path or Path(),
+            format=marker.kwargs.get("format"),
+            metric=str(marker.kwargs.get("metric", "exact_match")),
+            prompt=str(marker.kwargs.get("prompt") or "default"),
+        )
+        prefix = f"{name}-" if several else ""
+        if path is None or not path.exists():
+            where = f"not found at {path}" if path is not None else "has no location"
+            reason = f"dataset {name!r} {where}; set --data {name}=PATH (or omnilmm_data in ini)"
+            params.append(pytest.param((case, Unavailable(name, reason, broken=False)), id=f"{prefix}unavailable",
+                                       marks=pytest.mark.skip(reason=reason)))
+            continue
+        try:
+            samples = load_dataset(path, name=name, format=case.format)
+        except DatasetError as exc:
+            params.append(pytest.param((case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable"))
+            continue
+        samples = _limited(samples, cfg.limit, cfg.limit_seed, name)
+        for choice in cfg.checkpoints:
+            for sample in samples:
+                params.append(pytest.param((case, choice.label, sample), id=f"{choice.label}-{prefix}{sample.id}"))
+    metafunc.parametrize("sample", params, indirect=True)
+
+
+def _shard_of(nodeid: str, count: int) -> int:
+    return int(hashlib.sha256(nodeid.encode()).hexdigest()[:12], 16) % count
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    cfg = config.stash[CONFIG_KEY]
+    if cfg.shard is not None:
+        index, count = cfg.shard
+        keep = [it for it in items if not _is_eval_item(it) or _shard_of(it.nodeid, count) == index]
+        dropped = [it for it in items if it not in set(keep)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    # Checkpoint-major order: each checkpoint's model is loaded once per process.
+    rank = {c.label: i for i, c in enumerate(cfg.checkpoints)}
+    items.sort(key=lambda it: rank.get(_label(it), -1))
+    units = plan_units([it.nodeid for it in items], cfg.batch_size)
+    groups: dict[int, list[pytest.Item]] = {}
+    for item, unit in zip(items, units):
+        if _is_eval_item(item):
+            groups.setdefault(unit, []).append(item)
+    for members in groups.values():
+        for item in members:
+            item.stash[PEERS_KEY] = members
+
+
+def _param(item: pytest.Item) -> Any:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("sample") if callspec is not None else None
+
+
+def _is_eval_item(item: pytest.Item) -> bool:
+    param = _param(item)
+    return isinstance(param, tuple) and len(param) == 3
+
+
+def _label(item: pytest.Item) -> str | None:
+    param = _param(item)
+    return param[1] if isinstance(param, tuple) and len(param) == 3 else None
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@dataclass
+class ItemState:
+    """What an eval item gathered while running; becomes its Record."""
+
+    case: EvalCase
+    label: str
+    sample: Any
+    outcome: Any = None
+    scores: dict[str, float | None] | None = None
+    metric: str | None = None
+    notes: list[str] | None = None
+
+
+@pytest.fixture(scope="session")
+def omnilmm_config(pytestconfig: pytest.Config) -> EvalConfig:
+    """The validated settings of this run."""
+    return pytestconfig.stash[CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def omnilmm_load_model() -> Callable[..., Any]:
+    """The function that loads a model for a checkpoint. Override in a conftest to load your own way:
+    it takes a ``ModelRequest`` and returns a ``LoadedModel``."""
+    from .models import load_model
+
+    return load_model
+
+
+@pytest.fixture(scope="session")
+def omnilmm_engine(
+    pytestconfig: pytest.Config, omnilmm_config: EvalConfig, omnilmm_load_model: Callable[..., Any]
+) -> Iterator[Any]:
+    """The worker's engine: model pool (one load per checkpoint per process), batching, records."""
+    from .engine import Engine, ModelPool, load_resume_index
+    from .models import ModelRequest
+    from .records import RecordWriter
+
+    cfg = omnilmm_config
+    _set_cpu_threads()
+    requests = {
+        c.label: ModelRequest(
+            label=c.label, model_path=cfg.model_path, ckpt=c.path, standalone=c.standalone, device=cfg.device,
+            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, allow_partial=cfg.ckpt_partial,
+        )
+        for c in cfg.checkpoints
+    }
+    run_dir = cfg.results_dir / pytestconfig.stash[RUN_ID_KEY]
+    worker = _worker_name(pytestconfig)
+    resume_index = load_resume_index(cfg.results_dir) if cfg.resume else {}
+    writer = RecordWriter(run_dir / f"records-{worker}.jsonl")
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = cfg.max_image_pixels
+    engine = Engine(cfg, ModelPool(omnilmm_load_model), requests, writer, worker, resume_index)
+    yield engine
+    engine.close()
+
+
+def _set_cpu_threads() -> None:
+    """On CPU, split the cores between xdist workers so they do not oversubscribe."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@pytest.fixture
+def sample(request: pytest.FixtureRequest, omnilmm_engine: Any) -> Any:
+    """The sample this test item evaluates (parametrized by ``@pytest.mark.dataset``)."""
+    param = request.param
+    if len(param) == 2:
+        _case, unavailable = param
+        if unavailable.broken:
+            pytest.fail(unavailable.reason, pytrace=False)
+        pytest.skip(unavailable.reason)
+    case, label, the_sample = param
+    request.node.stash[STATE_KEY] = ItemState(case, label, the_sample)
+    return the_sample
+
+
+@pytest.fixture
+def generate(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: Any) -> Callable[..., str]:
+    """``generate(sample) -> str``: the answer of this item's checkpoint (batched, cached, timed)."""
+    item = request.node
+    state: ItemState = item.stash[STATE_KEY]
+
+    def _generate(the_sample: Any = None) -> str:
+        if the_sample is not None and the_sample is not state.sample:
+            raise ValueError("generate() answers this item's own sample; pass `sample` (or nothing)")
+        peers = [_peer_task(p) for p in item.stash.get(PEERS_KEY, [item])]
+        outcome = omnilmm_engine.outcome(_peer_task(item), peers)
+        state.outcome = outcome
+        if outcome.generated.error is not None:
+            pytest.fail(outcome.generated.error, pytrace=False)
+        return str(outcome.generated.prediction)
+
+    return _generate
+
+
+def _peer_task(item: pytest.Item) -> Any:
+    """A peer's task before its own fixtures ran: built from its parameter."""
+    from .engine import Task
+    from .generation import get_prompt_builder
+
+    case, label, the_sample = _param(item)
+    return Task(item.nodeid, label, the_sample, case.prompt, get_prompt_builder(case.prompt))
+
+
+@pytest.fixture
+def score(request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: Any) -> Callable[..., float | None]:
+    """``score(answer)`` scores with the marker's metric and the run's flavour; ``score(0.7, metric="x")``
+    records a value you computed. Returns the value (None when the sample has no references)."""
+    state: ItemState = request.node.stash[STATE_KEY]
+
+    def _score(answer: str | float, metric: str | None = None) -> float | None:
+        name = metric or state.case.metric
+        if isinstance(answer, str):
+            from .metrics import get_metric
+
+            result = get_metric(name).score(answer, state.sample, omnilmm_config.metric_flavor)
+            value, note = result.value, result.note
+        else:
+            value, note = float(answer), None
+        state.scores = {**(state.scores or {}), name: value}
+        if state.metric is None:
+            state.metric = name
+        if note:
+            state.notes = [*(state.notes or []), note]
+        return value
+
+    return _score
+
+
+@pytest.fixture
+def omnilmm_model(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: Any) -> Any:
+    """The loaded model (``LoadedModel``) of this item's checkpoint, for eval cases that drive it directly."""
+    state: ItemState = request.node.stash[STATE_KEY]
+    return omnilmm_engine.pool.get(omnilmm_engine.requests[state.label])
+
+
+# ------------------------------------------------------------------------------------------- records
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    state = item.stash.get(STATE_KEY, None)
+    if state is None or not _is_eval_item(item):
+        return report
+    if call.when == "call" or (call.when == "setup" and report.failed):
+        engine = getattr(item, "funcargs", {}).get("omnilmm_engine")
+        if engine is None:
+            return report
+        error = None
+        if report.failed:
+            error = _one_line(call.excinfo)
+        record = engine.make_record(
+            _peer_task(item), state.case.dataset, state.outcome, dict(state.scores or {}), state.metric,
+            error, state.notes or (),
+        )
+        engine.write(record)
+        report.user_properties.append((RECORD_PROPERTY, record.to_json()))
+    return report
+
+
+def _one_line(excinfo: Any) -> str:
+    if excinfo is None:
+        return "failed"
+    value = excinfo.value
+    text = str(getattr(value, "msg", None) or value) or excinfo.typename
+    return f"{excinfo.typename}: {text.splitlines()[0]}" if text else excinfo.typename
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    controller = _controller_of(report)
+    if controller is not None:
+        controller.add_report(report)
+
+
+_CONTROLLERS: list[Any] = []
+
+
+def _controller_of(report: pytest.TestReport) -> Any:
+    return _CONTROLLERS[-1] if _CONTROLLERS else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    controller = session.config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        _CONTROLLERS.append(controller)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    controller = session.config.stash.get(CONTROLLER_KEY, None)
+    if controller is None:
+        return
+    if controller in _CONTROLLERS:
+        _CONTROLLERS.remove(controller)
+    failed = controller.finish(session.config)
+    if failed and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        for line in controller.summary_lines():
+            terminalreporter.write_line(line)
+
+
+def record_from_report(report: pytest.TestReport) -> Record | None:
+    for name, value in report.user_properties:
+        if name == RECORD_PROPERTY and isinstance(value, dict):
+            return Record.from_json(value)
+    return None

@@ -32,6 +32,8 @@ class Record:
     checkpoint_path: str  # "" when the base model is evaluated as is
     fingerprint: str  # content hash of the evaluated weights (base model + checkpoint)
     key: str  # resume key: fingerprint + generation settings + sample content
+    sample_hash: str  # sha256 of the sample's content (text, image bytes, references): the gate checks it
+    settings_hash: str  # hash of generation settings (method, max tokens, beams, dtype, ...)
     prediction: str | None
     references: list[str] = field(default_factory=list)
     scores: dict[str, float | None] = field(default_factory=dict)

@@ -1,0 +1,36 @@
+"""Which test items share a generate call. Pure and deterministic from node ids alone.
+
+The worker (to build batches) and the xdist scheduler on the controller (to keep batches on one
+worker) must agree without talking, so both derive batches from the ordered node ids: consecutive
+items of one test function and one checkpoint label, cut into chunks of ``size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def batch_key(nodeid: str) -> str:
+    """``evals/test_vqa.py::test_vqa[ckpt0-123]`` -> ``evals/test_vqa.py::test_vqa[ckpt0``."""
+    head, bracket, params = nodeid.partition("[")
+    if not bracket:
+        return nodeid
+    label = params.split("-", 1)[0]
+    return f"{head}[{label}"
+
+
+def plan_units(nodeids: Sequence[str], size: int) -> list[int]:
+    """A unit number per node id; a unit is at most ``size`` consecutive ids with the same key."""
+    units: list[int] = []
+    unit = -1
+    prev_key: str | None = None
+    filled = 0
+    for nodeid in nodeids:
+        key = batch_key(nodeid)
+        if key != prev_key or filled >= size:
+            unit += 1
+            filled = 0
+            prev_key = key
+        units.append(unit)
+        filled += 1
+    return units

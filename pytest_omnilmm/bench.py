@@ -1,0 +1,82 @@
+"""Latency, throughput and memory figures, computed from per-sample records (so xdist changes nothing).
+
+A record's ``latency_s`` is the wall time of the generate call that answered it: with batching, every
+sample of a batch waited that long. Throughput counts each batch's time once (``batch_id``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .records import Record
+
+
+@dataclass(frozen=True)
+class PerfStats:
+    samples: int  # samples timed in this run (resumed ones are not timed again)
+    resumed: int
+    batches: int
+    mean_batch_size: float
+    p50_latency_s: float
+    p90_latency_s: float
+    p99_latency_s: float
+    samples_per_s: float
+    tokens_per_s: float
+    peak_memory_mb: float
+    load_time_s: float
+    device: str
+    device_name: str
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def perf_stats(records: Sequence[Record]) -> PerfStats:
+    """Figures for one checkpoint. Samples that failed before generation (no batch) are left out."""
+    timed = [r for r in records if not r.resumed and r.batch_id]
+    resumed = sum(1 for r in records if r.resumed)
+    batches: dict[str, tuple[float, int]] = {}
+    tokens = 0
+    for r in timed:
+        batches[r.batch_id] = (r.latency_s, r.batch_size)
+        tokens += r.generated_tokens
+    busy = sum(latency for latency, _ in batches.values())
+    latencies = [r.latency_s for r in timed]
+
+    def extra(name: str) -> list[Any]:
+        return [r.extra.get(name) for r in records if r.extra.get(name) is not None]
+
+    memory = [float(v) for v in extra("peak_memory_mb")]
+    loads = [float(v) for v in extra("load_time_s")]
+    first = next((r for r in records if r.extra.get("device_name")), None)
+    return PerfStats(
+        samples=len(timed),
+        resumed=resumed,
+        batches=len(batches),
+        mean_batch_size=(len(timed) / len(batches)) if batches else 0.0,
+        p50_latency_s=percentile(latencies, 50),
+        p90_latency_s=percentile(latencies, 90),
+        p99_latency_s=percentile(latencies, 99),
+        samples_per_s=(len(timed) / busy) if busy > 0 else math.nan,
+        tokens_per_s=(tokens / busy) if busy > 0 else math.nan,
+        peak_memory_mb=max(memory) if memory else math.nan,
+        load_time_s=max(loads) if loads else math.nan,
+        device=str(first.extra.get("device", "")) if first else "",
+        device_name=str(first.extra.get("device_name", "")) if first else "",
+        dtype=str(first.extra.get("dtype", "")) if first else "",
+    )

@@ -1,0 +1,467 @@
+"""EvalConfig: every setting of a run, read once (option > env > ini > default) and validated once.
+
+Only ``plugin.py`` touches ``pytest.Config``; it hands a ``RawSettings`` lookup to ``build_config``.
+Nothing here imports torch or transformers: this runs while pytest starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEMO_MODEL_DIR = PACKAGE_DIR / "demo" / "model"
+
+GENERATE_METHODS = ("chat", "interleave")
+GENERATE_ALIASES = {"old": "chat"}
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+DEFAULT_RESULTS_DIR = ".omnilmm-results"
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default: 0.25 GB of RGB, twice that is an error.
+AUTO_BATCH_START = 16
+
+
+class ConfigError(Exception):
+    """A bad setting: the message is one line naming the option, the value and what to do."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How an option is found: its CLI spelling, environment variable and ini key."""
+
+    name: str  # the attribute of EvalConfig
+    flag: str  # the CLI spelling shown to users
+    env: str
+    ini: str
+    help: str
+    default: object = None
+    multiple: bool = False  # repeatable option / linelist ini / comma-separated env
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("model_path", "--model_path", "OMNILMM_MODEL_PATH", "omnilmm_model_path",
+            "base model: a local save_pretrained directory or a hub id (default: the bundled demo model)"),
+    Setting("ckpt", "--ckpt", "OMNILMM_CKPT", "omnilmm_ckpt",
+            "fine-tuned weights applied on top of --model_path: .safetensors, sharded or save_pretrained dir, "
+            ".bin/.pt/.pth (weights only), PEFT adapter dir. Repeat for a sweep; '' means none",
+            multiple=True),
+    Setting("generate_method", "--generate_method", "OMNILMM_GENERATE_METHOD", "omnilmm_generate_method",
+            "chat (alias old): images first, then text; interleave: images where they stand in the text",
+            default="chat"),
+    Setting("device", "--device", "OMNILMM_DEVICE", "omnilmm_device",
+            "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N", default="auto"),
+    Setting("dtype", "--dtype", "OMNILMM_DTYPE", "omnilmm_dtype",
+            "weights dtype: auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16, float32", default="auto"),
+    Setting("batch_size", "--batch-size", "OMNILMM_BATCH_SIZE", "omnilmm_batch_size",
+            "samples per generate call (left padded), or 'auto': start at 16, halve on out-of-memory",
+            default="8"),
+    Setting("max_new_tokens", "--max-new-tokens", "OMNILMM_MAX_NEW_TOKENS", "omnilmm_max_new_tokens",
+            "generation length limit", default="32"),
+    Setting("num_beams", "--num-beams", "OMNILMM_NUM_BEAMS", "omnilmm_num_beams",
+            "beam search width (1 = greedy)", default="1"),
+    Setting("limit", "--limit", "OMNILMM_LIMIT", "omnilmm_limit",
+            "evaluate a seeded random subset of N samples per dataset (the same on every run and worker)"),
+    Setting("limit_seed", "--limit-seed", "OMNILMM_LIMIT_SEED", "omnilmm_limit_seed",
+            "seed of the --limit subset", default="0"),
+    Setting("results_dir", "--results-dir", "OMNILMM_RESULTS_DIR", "omnilmm_results_dir",
+            "where each run writes records.jsonl, summary.json, report.md (one folder per run)",
+            default=DEFAULT_RESULTS_DIR),
+    Setting("metric_flavor", "--metric-flavor", "OMNILMM_METRIC_FLAVOR", "omnilmm_metric_flavor",
+            "metric definitions to reproduce: vlmevalkit (current upstream), vlmevalkit-2025.01, omnilmm",
+            default="vlmevalkit"),
+    Setting("data", "--data", "OMNILMM_DATA", "omnilmm_data",
+            "dataset location NAME=PATH (repeatable), e.g. --data textvqa=/data/TextVQA_0.5.1_val.json",
+            multiple=True),
+    Setting("max_image_pixels", "--max-image-pixels", "OMNILMM_MAX_IMAGE_PIXELS", "omnilmm_max_image_pixels",
+            "decompression-bomb guard: larger images fail their sample", default=str(DEFAULT_MAX_IMAGE_PIXELS)),
+    Setting("save_baseline", "--save-baseline", "OMNILMM_SAVE_BASELINE", "omnilmm_save_baseline",
+            "write this run's results as a baseline JSON file (commit it next to your evals)"),
+    Setting("baseline", "--baseline", "OMNILMM_BASELINE", "omnilmm_baseline",
+            "compare this run with a baseline JSON file, sample by sample; exit 1 when worse"),
+    Setting("max_drop", "--max-drop", "OMNILMM_MAX_DROP", "omnilmm_max_drop",
+            "allowed absolute drop of a metric against the baseline (e.g. 0.01 = one point)", default="0.01"),
+    Setting("max_drop_per", "--max-drop-for", "OMNILMM_MAX_DROP_FOR", "omnilmm_max_drop_for",
+            "allowed drop for one dataset or metric, NAME=DROP (repeatable), e.g. textvqa=0.02", multiple=True),
+    Setting("gate", "--gate", "OMNILMM_GATE", "omnilmm_gate",
+            "significant: fail only on a drop beyond --max-drop with 95%% confidence; strict: any drop beyond it",
+            default="significant"),
+    Setting("min_score", "--min-score", "OMNILMM_MIN_SCORE", "omnilmm_min_score",
+            "absolute floor DATASET=SCORE (repeatable), e.g. --min-score textvqa=0.6", multiple=True),
+    Setting("max_slowdown", "--max-slowdown", "OMNILMM_MAX_SLOWDOWN", "omnilmm_max_slowdown",
+            "fail when p50 latency or samples/s is worse than the baseline's by more than this (e.g. 10%%); "
+            "gated only on the baseline's hardware"),
+    Setting("gpus", "--gpus", "OMNILMM_GPUS", "omnilmm_gpus",
+            "one xdist worker per GPU, pinned via CUDA_VISIBLE_DEVICES: 'all' or a list like 0,1,2,3"),
+    Setting("shard", "--shard", "OMNILMM_SHARD", "omnilmm_shard",
+            "run shard I of N (I/N, 0-based) of the eval items; combine shards with python -m pytest_omnilmm merge"),
+)
+FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    # (name, flag, env, help) of boolean switches; ini key is "omnilmm_" + name
+    ("trust_remote_code", "--trust-remote-code", "OMNILMM_TRUST_REMOTE_CODE",
+     "allow a model repository's own Python code to run (legacy MiniCPM-V 2.x / o-2.6 chat API)"),
+    ("ckpt_partial", "--ckpt-partial", "OMNILMM_CKPT_PARTIAL",
+     "accept a checkpoint that covers only part of the model (e.g. only the language model)"),
+    ("no_resume", "--no-resume", "OMNILMM_NO_RESUME",
+     "regenerate every sample instead of reusing matching finished records from --results-dir"),
+)
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """One evaluated model: the role label in test ids, and the weights applied to the base (or None)."""
+
+    label: str
+    path: Path | None
+    standalone: bool = False  # a save_pretrained dir with its own config, loaded without a base model
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model_path: str
+    model_is_local: bool
+    checkpoints: tuple[CheckpointChoice, ...]
+    generate_method: str
+    device: str
+    dtype: str
+    batch_size: int
+    auto_batch: bool
+    max_new_tokens: int
+    num_beams: int
+    limit: int | None
+    limit_seed: int
+    results_dir: Path
+    metric_flavor: str
+    data: Mapping[str, Path]
+    max_image_pixels: int
+    trust_remote_code: bool
+    ckpt_partial: bool
+    resume: bool
+    save_baseline: Path | None = None
+    baseline: Path | None = None
+    max_drop: float = 0.01
+    max_drop_per: Mapping[str, float] = field(default_factory=dict)
+    gate: str = "significant"
+    min_score: Mapping[str, float] = field(default_factory=dict)
+    max_slowdown: float | None = None
+    gpus: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def generation_settings(self) -> dict[str, object]:
+        """What changes the answers: part of every record's key and of the baseline."""
+        return {
+            "generate_method": self.generate_method,
+            "max_new_tokens": self.max_new_tokens,
+            "num_beams": self.num_beams,
+            "dtype": self.dtype,
+        }
+
+
+# A lookup the plugin provides: name -> (value, source) where source is "option", "env", "ini" or "default".
+Lookup = Callable[[str], tuple[object, str]]
+
+
+def resolve(
+    option_value: object, env: Mapping[str, str], env_name: str, ini_value: object, default: object,
+    multiple: bool = False,
+) -> tuple[object, str]:
+    """Precedence option > env > ini > default. ``None`` (or an empty list for ini) means "not set"."""
+    if option_value is not None:
+        return option_value, "option"
+    if env_name in env:
+        raw = env[env_name]
+        return ([v for v in raw.split(",")] if multiple else raw), "env"
+    if ini_value not in (None, "", []):
+        return ini_value, "ini"
+    return default, "default"
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _int(name: str, flag: str, raw: object, *, minimum: int) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: {raw!r} is not a whole number; give e.g. {flag} {max(minimum, 1)}") from None
+    if value < minimum:
+        raise ConfigError(f"{flag}: {value} is too small; it must be at least {minimum}")
+    return value
+
+
+def _truthy(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parse_data(entries: Sequence[str], *, base: Path) -> dict[str, Path]:
+    """``NAME=PATH`` entries (relative paths against ``base``, the rootdir)."""
+    data: dict[str, Path] = {}
+    for entry in entries:
+        entry = str(entry).strip()
+        if not entry:
+            continue
+        name, sep, raw_path = entry.partition("=")
+        if not sep or not name.strip() or not raw_path.strip():
+            raise ConfigError(
+                f"--data: {entry!r} is not NAME=PATH; give e.g. --data textvqa=/data/TextVQA_0.5.1_val.json"
+            )
+        path = Path(os.path.expanduser(raw_path.strip()))
+        data[name.strip()] = path if path.is_absolute() else base / path
+    return data
+
+
+def _choose_checkpoints(raw: Sequence[str], model_path_given: bool) -> tuple[CheckpointChoice, ...]:
+    from .checkpoint import CheckpointError, inspect_checkpoint
+
+    paths = [str(p) for p in raw if str(p).strip() != ""]
+    if not paths:
+        return (CheckpointChoice("base", None),)
+    choices = []
+    for i, raw_path in enumerate(paths):
+        path = Path(os.path.expanduser(raw_path)).resolve()
+        try:
+            spec = inspect_checkpoint(path)
+        except CheckpointError as exc:
+            raise ConfigError(f"--ckpt {raw_path}: {exc}") from None
+        standalone = spec.has_config and not model_path_given
+        choices.append(CheckpointChoice(f"ckpt{i}", path, standalone=standalone))
+    return tuple(choices)
+
+
+def _check_model_path(raw: str, explicit: bool, any_ckpt_without_config: bool) -> tuple[str, bool]:
+    """A local directory with config.json, or a hub id that is available (cached or reachable)."""
+    expanded = Path(os.path.expanduser(raw))
+    if expanded.exists():
+        if not expanded.is_dir():
+            raise ConfigError(
+                f"--model_path {raw}: is a file; give the base model's directory (with config.json) "
+                "and put fine-tuned weights in --ckpt"
+            )
+        if not (expanded / "config.json").is_file():
+            contents = sorted(p.name for p in expanded.iterdir())[:6]
+            what = "is an empty directory" if not contents else f"has no config.json (found: {', '.join(contents)})"
+            raise ConfigError(
+                f"--model_path {raw}: {what}; give a directory written by save_pretrained, or a hub id"
+            )
+        return str(expanded.resolve()), True
+    if not explicit:
+        if any_ckpt_without_config:
+            raise ConfigError(
+                "--ckpt needs an architecture: the bundled demo model is missing and the checkpoint has no "
+                "config.json; the architecture must come from --model_path (a base model directory or hub id)"
+            )
+        # No error yet: a session without eval items (plain unit tests) must not fail over a model it never
+        # loads. Loading it says the same thing, if an eval needs it.
+        return str(expanded), True
+    looks_like_path = raw.startswith((".", "/", "~")) or os.sep in raw.strip("/").replace("/", "", 1)
+    if looks_like_path or not _HUB_ID.match(raw):
+        raise ConfigError(f"--model_path {raw}: no such directory; give a local model directory or a hub id")
+    from .hub import hub_availability
+
+    problem = hub_availability(raw)
+    if problem is not None:
+        raise ConfigError(f"--model_path {raw}: {problem}")
+    return raw, False
+
+
+def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None = None) -> EvalConfig:
+    """Read every setting through ``lookup``, validate, and freeze. Raises ConfigError (one line)."""
+    env = os.environ if env is None else env
+    sources: dict[str, str] = {}
+
+    def get(name: str) -> object:
+        value, source = lookup(name)
+        sources[name] = source
+        return value
+
+    model_raw = get("model_path")
+    model_explicit = model_raw is not None
+    ckpt_raw = get("ckpt") or []
+    if isinstance(ckpt_raw, str):
+        ckpt_raw = [ckpt_raw]
+    checkpoints = _choose_checkpoints(list(ckpt_raw), model_explicit)
+    all_standalone = all(c.standalone for c in checkpoints if c.path is not None) and any(
+        c.path is not None for c in checkpoints
+    )
+    needs_base = not all_standalone
+    if needs_base:
+        any_bare = any(c.path is not None and not c.standalone for c in checkpoints)
+        model_path, is_local = _check_model_path(
+            str(model_raw) if model_explicit else str(DEMO_MODEL_DIR), model_explicit, any_bare
+        )
+    else:
+        model_path, is_local = "", True
+        sources["model_path"] = "checkpoint"
+
+    method_raw = str(get("generate_method")).strip()
+    method = GENERATE_ALIASES.get(method_raw, method_raw)
+    if method not in GENERATE_METHODS:
+        raise ConfigError(
+            f"--generate_method: unknown method {method_raw!r}; choose chat (alias old) or interleave"
+        )
+
+    device = str(get("device")).strip().lower()
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
+        raise ConfigError(f"--device: {device!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+    dtype = str(get("dtype")).strip().lower()
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+
+    batch_raw = str(get("batch_size")).strip().lower()
+    auto_batch = batch_raw == "auto"
+    batch_size = AUTO_BATCH_START if auto_batch else _int("batch_size", "--batch-size", batch_raw, minimum=1)
+
+    limit_raw = get("limit")
+    limit = None if limit_raw in (None, "") else _int("limit", "--limit", limit_raw, minimum=1)
+
+    flavor = str(get("metric_flavor")).strip()
+    flavors = ("vlmevalkit", "vlmevalkit-2025.01", "omnilmm")
+    if flavor not in flavors:
+        raise ConfigError(f"--metric-flavor: unknown flavour {flavor!r}; choose one of {', '.join(flavors)}")
+
+    data_raw = get("data") or []
+    if isinstance(data_raw, str):
+        data_raw = [data_raw]
+    data = parse_data(list(data_raw), base=rootdir)
+
+    results_dir = Path(os.path.expanduser(str(get("results_dir"))))
+    if not results_dir.is_absolute():
+        results_dir = rootdir / results_dir
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"--results-dir {results_dir}: exists and is not a directory; choose another path")
+
+    gate = str(get("gate")).strip().lower()
+    if gate not in ("significant", "strict"):
+        raise ConfigError(f"--gate: {gate!r} is not a gate mode; choose significant or strict")
+    baseline_raw = get("baseline")
+    baseline = _path_or_none(baseline_raw, rootdir)
+    if baseline is not None and not baseline.is_file():
+        raise ConfigError(
+            f"--baseline {baseline_raw}: no such file; create one with --save-baseline {baseline_raw}"
+        )
+    save_baseline = _path_or_none(get("save_baseline"), rootdir)
+    if save_baseline is not None and not save_baseline.parent.is_dir():
+        raise ConfigError(f"--save-baseline {save_baseline}: the directory {save_baseline.parent} does not exist")
+
+    return EvalConfig(
+        model_path=model_path,
+        model_is_local=is_local,
+        checkpoints=checkpoints,
+        generate_method=method,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        auto_batch=auto_batch,
+        max_new_tokens=_int("max_new_tokens", "--max-new-tokens", get("max_new_tokens"), minimum=1),
+        num_beams=_int("num_beams", "--num-beams", get("num_beams"), minimum=1),
+        limit=limit,
+        limit_seed=_int("limit_seed", "--limit-seed", get("limit_seed"), minimum=0),
+        results_dir=results_dir,
+        metric_flavor=flavor,
+        data=data,
+        max_image_pixels=_int("max_image_pixels", "--max-image-pixels", get("max_image_pixels"), minimum=1),
+        trust_remote_code=_truthy(get("trust_remote_code")),
+        ckpt_partial=_truthy(get("ckpt_partial")),
+        resume=not _truthy(get("no_resume")),
+        save_baseline=save_baseline,
+        baseline=baseline,
+        max_drop=_fraction("--max-drop", get("max_drop")),
+        max_drop_per=_name_values("--max-drop-for", get("max_drop_per"), "textvqa=0.02"),
+        gate=gate,
+        min_score=_name_values("--min-score", get("min_score"), "textvqa=0.6"),
+        max_slowdown=None if get("max_slowdown") in (None, "") else _percent("--max-slowdown", get("max_slowdown")),
+        gpus=_gpus(get("gpus"), env),
+        shard=_shard(get("shard")),
+        sources=sources,
+    )
+
+
+def _path_or_none(raw: object, rootdir: Path) -> Path | None:
+    if raw in (None, ""):
+        return None
+    path = Path(os.path.expanduser(str(raw)))
+    return path if path.is_absolute() else rootdir / path
+
+
+def _fraction(flag: str, raw: object) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: {raw!r} is not a number; give e.g. {flag} 0.01") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{flag}: {value} is outside 0..1; scores are fractions, so one point is 0.01")
+    return value
+
+
+def _percent(flag: str, raw: object) -> float:
+    text = str(raw).strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {raw!r} is not a percentage; give e.g. {flag} 10%") from None
+    if value < 0:
+        raise ConfigError(f"{flag}: {raw!r} is negative; give e.g. {flag} 10%")
+    return value
+
+
+def _name_values(flag: str, raw: object, example: str) -> dict[str, float]:
+    entries = [raw] if isinstance(raw, str) else list(raw or [])
+    out: dict[str, float] = {}
+    for entry in entries:
+        for piece in str(entry).replace(",", " ").split():
+            name, sep, value = piece.partition("=")
+            if not sep or not name:
+                raise ConfigError(f"{flag}: {piece!r} is not NAME=VALUE; give e.g. {flag} {example}")
+            out[name] = _fraction(f"{flag} {name}", value)
+    return out
+
+
+def _gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
+    if raw in (None, ""):
+        return ()
+    text = str(raw).strip()
+    if text == "all":
+        visible = env.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip():
+            return tuple(v.strip() for v in visible.split(",") if v.strip())
+        try:
+            import subprocess
+
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True)
+        except (OSError, subprocess.SubprocessError):
+            raise ConfigError("--gpus all: no GPU found (nvidia-smi failed); list GPUs explicitly, e.g. --gpus 0,1") from None
+        count = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+        if count == 0:
+            raise ConfigError("--gpus all: nvidia-smi lists no GPU; run without --gpus (use -n N for CPU workers)")
+        return tuple(str(i) for i in range(count))
+    ids = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not ids or not all(re.fullmatch(r"\d+|GPU-[\w-]+|MIG-[\w-]+", v) for v in ids):
+        raise ConfigError(f"--gpus: {text!r} is not a GPU list; give 'all' or ids like 0,1,2,3")
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip():
+        # Respect an existing restriction: --gpus indexes into the GPUs this process may see.
+        allowed = [v.strip() for v in visible.split(",") if v.strip()]
+        mapped = []
+        for v in ids:
+            if not v.isdigit() or int(v) >= len(allowed):
+                raise ConfigError(
+                    f"--gpus {text}: GPU {v} is not among CUDA_VISIBLE_DEVICES={visible}; "
+                    f"use indices 0..{len(allowed) - 1}"
+                )
+            mapped.append(allowed[int(v)])
+        return tuple(mapped)
+    return ids
+
+
+def _shard(raw: object) -> tuple[int, int] | None:
+    if raw in (None, ""):
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(raw))
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise ConfigError(f"--shard: {raw!r} is not I/N with 0 <= I < N; give e.g. --shard 0/4")
+    return int(m.group(1)), int(m.group(2))

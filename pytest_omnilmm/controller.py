@@ -1,0 +1,171 @@
+"""Controller side: the only process that aggregates. Collects records from test reports (its own, or
+xdist workers'), computes metrics + CIs and perf per checkpoint, runs the gate, writes the run's files.
+
+It never touches a model, so it imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import EvalConfig
+from .records import RECORD_PROPERTY, Record
+
+_EVAL_ID = re.compile(r"^(?P<func>.+)\[(?P<label>base|ckpt\d+)-(?P<rest>.+)\]$")
+
+
+def new_run_id() -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def record_from_user_properties(props: Iterable[tuple[str, Any]]) -> Record | None:
+    for name, value in props:
+        if name == RECORD_PROPERTY and isinstance(value, dict):
+            return Record.from_json(value)
+    return None
+
+
+@dataclass
+class Controller:
+    config: EvalConfig
+    run_id: str
+    records: dict[tuple[str, str, str], Record] = field(default_factory=dict)
+    datasets_of: dict[str, str] = field(default_factory=dict)  # test function -> dataset (for crashes)
+    pending_crashes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    gate_failed: bool = False
+    saved: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.results_dir / self.run_id
+
+    # -- collecting ------------------------------------------------------------------------------
+    def add_report(self, report: Any) -> None:
+        record = record_from_user_properties(getattr(report, "user_properties", ()))
+        if record is not None:
+            self.add(record)
+            match = _EVAL_ID.match(report.nodeid)
+            if match:
+                self.datasets_of[match["func"]] = record.dataset
+            return
+        if report.failed and report.when in ("call", "setup", "teardown", "???"):
+            # A worker that died mid-sample sends no record: keep the failure as an error record.
+            match = _EVAL_ID.match(report.nodeid)
+            if match:
+                reason = _crash_reason(report)
+                self.pending_crashes.append((match["func"], match["label"], match["rest"], reason))
+
+    def add(self, record: Record) -> None:
+        self.records[(record.checkpoint, record.dataset, record.sample_id)] = record
+
+    def _resolve_crashes(self) -> None:
+        for func, label, rest, reason in self.pending_crashes:
+            dataset = self.datasets_of.get(func, func.rsplit("::", 1)[-1])
+            if (label, dataset, rest) not in self.records:
+                self.add(Record(
+                    sample_id=rest, dataset=dataset, checkpoint=label, checkpoint_path="", fingerprint="",
+                    key="", sample_hash="", settings_hash="", prediction=None, error=reason, worker="?",
+                ))
+        self.pending_crashes.clear()
+
+    # -- finishing -------------------------------------------------------------------------------
+    def finish(self, pytest_config: Any) -> bool:
+        """Aggregate, gate, write files. Returns True when the gate failed."""
+        from .summary import build_summary
+
+        self._resolve_crashes()
+        records = sorted(self.records.values(), key=lambda r: (r.checkpoint, r.dataset, r.sample_id))
+        if not records and self.config.baseline is None:
+            return False
+        summary = build_summary(records, self.config, self.run_id)
+        gate_report = None
+        problems: list[str] = []
+        if self.config.baseline is not None or self.config.min_score:
+            gate_report, problems = self._gate(records, summary)
+        self.gate_failed = bool(problems) or (gate_report is not None and gate_report.failed)
+        if self.config.save_baseline is not None and records:
+            self._save_baseline(records, summary)
+        from .report import render_terminal, write_run_files
+
+        self.lines = render_terminal(summary, gate_report, problems)
+        written = write_run_files(self.run_dir, records, summary, gate_report, problems)
+        self.lines.append(f"omnilmm: results in {self.run_dir} ({', '.join(sorted(p.name for p in written))})")
+        return self.gate_failed
+
+    def _gate(self, records: Sequence[Record], summary: dict[str, Any]) -> tuple[Any, list[str]]:
+        from .baseline import BaselineError, load_baseline
+        from .gate import GateSettings, compare
+
+        baseline = None
+        if self.config.baseline is not None:
+            try:
+                baseline = load_baseline(self.config.baseline)
+            except BaselineError as exc:
+                return None, [str(exc)]
+        settings = GateSettings(
+            max_drop=self.config.max_drop,
+            per_metric_max_drop=dict(self.config.max_drop_per),
+            mode=self.config.gate,
+            min_scores=dict(self.config.min_score),
+            max_slowdown=self.config.max_slowdown,
+        )
+        return compare(baseline, records, summary["run_info"], settings), []
+
+    def _save_baseline(self, records: Sequence[Record], summary: dict[str, Any]) -> None:
+        from .baseline import build_baseline, save_baseline
+
+        labels = sorted({r.checkpoint for r in records})
+        assert self.config.save_baseline is not None
+        for label in labels:
+            path = self.config.save_baseline
+            if len(labels) > 1:
+                path = path.with_name(f"{path.stem}.{label}{path.suffix}")
+            save_baseline(path, build_baseline(records, summary["run_info"], checkpoint=label))
+            self.saved.append(f"omnilmm: baseline written to {path}")
+
+    def summary_lines(self) -> list[str]:
+        return [*self.lines, *self.saved]
+
+
+def _crash_reason(report: Any) -> str:
+    text = str(getattr(report, "longrepr", "") or "failed")
+    for line in text.splitlines():
+        if "crashed" in line or "Not properly terminated" in line:
+            return line.strip()
+    worker = getattr(getattr(report, "node", None), "gateway", None)
+    suffix = f" on worker {worker.id}" if worker is not None else ""
+    return (text.strip().splitlines() or ["failed"])[-1][:300] + suffix
+
+
+def environment_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "pytest", "pytest-omnilmm"):
+        try:
+            out[pkg.replace("-", "_")] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg.replace("-", "_")] = "not installed"
+    return out
+
+
+def git_state(cwd: Path) -> dict[str, Any]:
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -1,0 +1,91 @@
+"""``python -m pytest_omnilmm.demo``: write the demo eval datasets, or train the demo model.
+
+    python -m pytest_omnilmm.demo data [--out evals/data] [--seed N]
+    python -m pytest_omnilmm.demo train [--out DIR] [--steps N] [--minutes M] [--early-step N] [--seed N]
+
+``train --out pytest_omnilmm/demo`` regenerates the bundled model, checkpoints and manifest in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pytest_omnilmm.demo.datafiles import EVAL_SEED
+    from pytest_omnilmm.demo.train import TRAIN_SEED, TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_omnilmm.demo",
+        description="Write the demo eval datasets, or train the tiny demo MiniCPM-V 4.6 on CPU.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="write the five demo eval datasets (deterministic)")
+    data.add_argument(
+        "--out", type=Path, default=Path("evals/data"), help="folder to write (default: evals/data)"
+    )
+    data.add_argument("--seed", type=int, default=EVAL_SEED, help=f"eval split seed (default: {EVAL_SEED})")
+
+    train = sub.add_parser("train", help="train the demo model; writes model/, checkpoints/, manifest.json")
+    train.add_argument(
+        "--out", type=Path, default=Path("demo-train"), help="output folder (default: demo-train)"
+    )
+    train.add_argument("--steps", type=int, default=defaults.steps, help=f"default: {defaults.steps}")
+    train.add_argument(
+        "--early-step",
+        type=int,
+        default=defaults.early_step,
+        help=f"step of the early checkpoint ({defaults.early_step})",
+    )
+    train.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
+    train.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help=f"default: {defaults.batch_size}"
+    )
+    train.add_argument("--seed", type=int, default=TRAIN_SEED, help=f"training seed (default: {TRAIN_SEED})")
+    train.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads (default: 2)")
+    train.add_argument(
+        "--eval-every", type=int, default=defaults.eval_every, help="progress eval interval in steps; 0 = off"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "data":
+        from pytest_omnilmm.demo.datafiles import write_demo_data
+
+        counts = write_demo_data(args.out, args.seed)
+        for name, n in counts.items():
+            print(f"{name}: {n} rows")
+        print(f"written under {args.out}")
+        return 0
+
+    from pytest_omnilmm.demo.train import TrainConfig, train
+
+    if args.steps < 1 or not 0 < args.early_step <= args.steps:
+        print(f"error: need steps >= 1 and 0 < --early-step <= --steps (got {args.early_step}, {args.steps})")
+        return 2
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        early_step=args.early_step,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        threads=args.threads,
+        max_minutes=args.minutes,
+    )
+    manifest = train(args.out, cfg, log=lambda line: print(line, flush=True))
+    print(f"wrote {args.out}/model, {args.out}/checkpoints/, {args.out}/manifest.json")
+    final = manifest["accuracy"].get("final", {})
+    if final:
+        print(f"final overall accuracy {final['overall']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Train the tiny demo MiniCPM-V 4.6 on the synthetic train stream, on CPU, with a fixed seed.
+
+The model sees prompts built by the processor's own chat template in exactly the shapes the plugin
+sends (images first, then text; MCQ and yes/no wrapped as ``synth.prompt_parts`` says) and is trained
+only on the answer tokens and the closing ``<|im_end|>``. Nothing of the eval split is trained on:
+any training question showing an eval image is dropped (``EvalSplit.image_specs``).
+
+Output layout (``--out``): ``model/`` (``save_pretrained`` of the final weights, tokenizer, processor),
+``checkpoints/early.safetensors`` and ``checkpoints/final.safetensors`` (plain state dicts, fp16) and
+``manifest.json`` (how it was made and what each checkpoint scores on the eval split).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_omnilmm.demo.build import TinySpec, build_config, build_processor, train_tokenizer
+from pytest_omnilmm.demo.datafiles import EVAL_SEED, EvalSplit, eval_split, stored_image
+from pytest_omnilmm.demo.synth import (
+    COLOURS,
+    POSITIONS,
+    QA,
+    SHAPES,
+    WORDS,
+    chat_messages,
+    train_stream,
+)
+
+TRAIN_SEED = 1234
+FAMILY_WEIGHTS: dict[str, float] = {"vqa": 0.3, "mcq": 0.2, "yesno": 0.15, "textvqa": 0.15, "docvqa": 0.2}
+ANSWER_END = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    early_step: int = 600
+    eval_every: int = 500  # quick progress evals on a slice of the eval split; 0 = never
+    seed: int = TRAIN_SEED
+    eval_seed: int = EVAL_SEED
+    threads: int = 2
+    max_minutes: float | None = None  # stop early (and say so) when the wall clock runs out
+    spec: TinySpec = field(default_factory=lambda: DEMO_SPEC)
+
+
+DEMO_SPEC = TinySpec(
+    hidden=128,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    head_dim=32,
+    vision_hidden=96,
+    vision_layers=3,
+    vocab_size=512,
+)
+
+
+# ---------------------------------------------------------------- tokenizer corpus
+
+
+def tokenizer_corpus(seed: int) -> list[str]:
+    """Every prompt shape and answer word the demo uses, so each becomes a token or two."""
+    from pytest_omnilmm.demo.synth import prompt_parts
+
+    stream = train_stream(seed, FAMILY_WEIGHTS)
+    lines = []
+    for _ in range(2000):
+        qa = next(stream)
+        text = " ".join(p for p in prompt_parts(qa) if isinstance(p, str))
+        lines.append(f"user\n{text}\nassistant\n{qa.answer}")
+    vocab = [*COLOURS, *SHAPES, *POSITIONS, *WORDS, "Yes", "No", "A", "B", "C", "D", "1", "2", "3", "4", "5"]
+    lines += [f"\n{word}" for word in vocab] * 20
+    return lines
+
+
+# ---------------------------------------------------------------- batches
+
+
+@dataclass
+class Encoder:
+    """Turns questions into processor inputs; ``labels`` mask all but the answer and ``<|im_end|>``."""
+
+    processor: Any
+
+    def prompts(self, rows: Sequence[QA]) -> list[str]:
+        return [
+            self.processor.apply_chat_template(chat_messages(qa), add_generation_prompt=True, tokenize=False)
+            for qa in rows
+        ]
+
+    def images(self, rows: Sequence[QA]) -> list[list[Any]]:
+        return [[stored_image(spec) for spec in qa.images] for qa in rows]
+
+    def train_batch(self, rows: Sequence[QA]) -> dict[str, Any]:
+        tok = self.processor.tokenizer
+        texts = [p + qa.answer + ANSWER_END for p, qa in zip(self.prompts(rows), rows, strict=True)]
+        inputs = self.processor(images=self.images(rows), text=texts, padding=True, return_tensors="pt")
+        labels = inputs["input_ids"].clone()
+        labels[:] = -100
+        for i, qa in enumerate(rows):
+            target = tok(qa.answer + ANSWER_END, add_special_tokens=False)["input_ids"]
+            n = len(target)
+            # Left padding puts every answer at the end; check the prompt did not merge into it.
+            if inputs["input_ids"][i, -n:].tolist() != target:
+                raise RuntimeError(f"answer {qa.answer!r} does not tokenize apart from its prompt")
+            labels[i, -n:] = inputs["input_ids"][i, -n:]
+        inputs["labels"] = labels
+        return dict(inputs)
+
+    def generate_inputs(self, rows: Sequence[QA]) -> dict[str, Any]:
+        return dict(
+            self.processor(
+                images=self.images(rows), text=self.prompts(rows), padding=True, return_tensors="pt"
+            )
+        )
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.strip().lower().rstrip(".").split())
+
+
+def vqa_score(prediction: str, references: Sequence[str]) -> float:
+    """VQA accuracy, leave-one-annotator-out, with a light normalisation (a training-time yardstick)."""
+    pred = normalise(prediction)
+    refs = [normalise(r) for r in references]
+    if len(refs) < 2:
+        return float(pred in refs)
+    scores = []
+    for skip in range(len(refs)):
+        matches = sum(1 for j, r in enumerate(refs) if j != skip and r == pred)
+        scores.append(min(1.0, matches / 3))
+    return sum(scores) / len(scores)
+
+
+def score(qa: QA, prediction: str) -> float:
+    if qa.family == "textvqa":
+        return vqa_score(prediction, qa.references)
+    return float(normalise(prediction) in {normalise(r) for r in qa.references})
+
+
+def evaluate(
+    model: Any,
+    encoder: Encoder,
+    datasets: dict[str, Sequence[QA]],
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """Greedy-decode every question; per-dataset accuracy, their mean (``overall``) and the micro mean."""
+    import torch
+
+    model.eval()
+    tok = encoder.processor.tokenizer
+    per_dataset: dict[str, float] = {}
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for name, rows in datasets.items():
+            scores = []
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                inputs = encoder.generate_inputs(chunk)
+                out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+                new = out[:, inputs["input_ids"].shape[1] :]
+                answers = tok.batch_decode(new, skip_special_tokens=True)
+                scores += [score(qa, a) for qa, a in zip(chunk, answers, strict=True)]
+            per_dataset[name] = sum(scores) / len(scores)
+            total += sum(scores)
+            count += len(scores)
+    model.train()
+    overall = sum(per_dataset.values()) / len(per_dataset)
+    return {"per_dataset": per_dataset, "overall": overall, "micro": total / count, "samples": count}
+
+
+# ---------------------------------------------------------------- training
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def build_untrained(spec: TinySpec, seed: int) -> tuple[Any, Any]:
+    """A random-weight demo model and its processor (tokenizer trained on the demo's vocabulary)."""
+    import torch
+    from transformers import GenerationConfig, MiniCPMV4_6ForConditionalGeneration
+
+    tokenizer = train_tokenizer(tokenizer_corpus(seed), spec.vocab_size)
+    processor = build_processor(tokenizer, spec)
+    config = build_config(tokenizer, spec)
+    torch.manual_seed(seed)
+    model = MiniCPMV4_6ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=8,
+    )
+    return model, processor
+
+
+def batches(cfg: TrainConfig, split: EvalSplit) -> Iterator[list[QA]]:
+    stream = train_stream(cfg.seed, FAMILY_WEIGHTS, exclude_images=split.image_specs())
+    while True:
+        yield [next(stream) for _ in range(cfg.batch_size)]
+
+
+def save_state(model: Any, path: Path) -> None:
+    """A plain fp16 state dict with the model's own key names (``model.language_model.*``, ``lm_head.*``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
+def load_state(model: Any, path: Path) -> None:
+    """Load a checkpoint written by ``save_state`` into a float32 model (strict: every key must match)."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    model.load_state_dict(state, strict=True)
+
+
+Log = Callable[[str], None]
+
+
+def train(out: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
+    """Train, write ``out/model``, ``out/checkpoints/{early,final}.safetensors`` and ``out/manifest.json``."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    out = Path(out)
+    started = time.perf_counter()
+    split = eval_split(cfg.eval_seed)
+    datasets = {k: list(v) for k, v in split.datasets().items()}
+    probe = {k: v[::4] for k, v in datasets.items()}  # a quarter of each dataset for progress lines
+
+    model, processor = build_untrained(cfg.spec, cfg.seed)
+    encoder = Encoder(processor)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params / 1e6:.2f} M parameters; training {cfg.steps} steps of {cfg.batch_size}")
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    optimiser = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    model.train()
+    ckpt_dir = out / "checkpoints"
+    history: list[dict[str, Any]] = []
+    running: float | None = None
+    stopped_early = False
+    step = 0
+    for step, rows in enumerate(batches(cfg, split)):
+        if step >= cfg.steps:
+            break
+        if cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60:
+            stopped_early = True
+            log(f"time limit of {cfg.max_minutes} min reached at step {step}; stopping")
+            break
+        for group in optimiser.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        loss = model(**encoder.train_batch(rows)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        if (step + 1) % 50 == 0:
+            log(f"step {step + 1}: loss {running:.4f}  ({time.perf_counter() - started:.0f} s)")
+        if step + 1 == cfg.early_step:
+            save_state(model, ckpt_dir / "early.safetensors")
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            result = evaluate(model, encoder, probe)
+            history.append({"step": step + 1, "loss": running, **result})
+            log(f"step {step + 1}: probe accuracy {_fmt(result)}")
+    final_step = min(step, cfg.steps)
+    save_state(model, ckpt_dir / "final.safetensors")
+    train_seconds = time.perf_counter() - started
+
+    model.save_pretrained(out / "model")
+    processor.save_pretrained(out / "model")
+
+    # Score what was shipped: the fp16 files loaded back into a float32 model.
+    scores: dict[str, Any] = {}
+    for name in ("early", "final"):
+        path = ckpt_dir / f"{name}.safetensors"
+        if not path.exists():
+            continue
+        load_state(model, path)
+        scores[name] = evaluate(model, encoder, datasets)
+        log(f"{name}: {_fmt(scores[name])}")
+    manifest = {
+        "command": "python -m pytest_omnilmm.demo train " + _cli_args(cfg, out),
+        "seed": cfg.seed,
+        "eval_seed": cfg.eval_seed,
+        "steps": final_step,
+        "early_step": cfg.early_step,
+        "stopped_early_by_time_limit": stopped_early,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "spec": asdict(cfg.spec),
+        "parameters": n_params,
+        "family_weights": FAMILY_WEIGHTS,
+        "train_wall_seconds": round(train_seconds, 1),
+        "total_wall_seconds": round(time.perf_counter() - started, 1),
+        "threads": cfg.threads,
+        "checkpoint_dtype": "float16 (loaded into float32; the accuracies below are of the loaded files)",
+        "accuracy": scores,
+        "progress": history,
+        "eval_metric": "greedy decoding, max 6 new tokens; normalised exact match (MCQ: the letter); "
+        "TextVQA: VQA accuracy; overall = mean of per-dataset accuracies, micro = mean over samples",
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _fmt(result: dict[str, Any]) -> str:
+    parts = " ".join(f"{k}={v:.3f}" for k, v in result["per_dataset"].items())
+    return f"overall={result['overall']:.3f} micro={result['micro']:.3f} | {parts}"
+
+
+def _cli_args(cfg: TrainConfig, out: Path) -> str:
+    return f"--out {out} --steps {cfg.steps} --early-step {cfg.early_step} --seed {cfg.seed}"

@@ -1,0 +1,308 @@
+"""Worker side: turn test items into batched generate calls, time them, write records, resume.
+
+When the first item of a batch asks for its answer, the engine generates the whole batch (the items
+that follow in the same unit, see ``batching.py``) and keeps the other answers until their items
+ask. Samples whose record already exists with the same key (in this or an earlier run under
+``--results-dir``) are not generated again.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .config import EvalConfig
+from .generation import PromptBuilder
+from .models import (
+    GenerationSettings,
+    Generated,
+    LoadedModel,
+    ModelRequest,
+    generate_batch,
+    is_out_of_memory,
+    peak_memory_mb,
+)
+from .records import Record, RecordWriter, read_records
+from .sample import Sample, SampleError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One eval item's generation job."""
+
+    nodeid: str
+    label: str
+    sample: Sample
+    prompt_name: str
+    prompt: PromptBuilder
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a task got: the answer (or error) and how it was produced."""
+
+    generated: Generated
+    key: str
+    sample_hash: str
+    latency_s: float
+    batch_id: str
+    batch_size: int
+    resumed: Record | None = None
+
+
+class ModelPool:
+    """Loads each checkpoint once per process; keeps one model in memory at a time.
+
+    Items are ordered checkpoint by checkpoint, so keeping one model never reloads one without xdist.
+    """
+
+    def __init__(self, loader: Callable[[ModelRequest], LoadedModel]) -> None:
+        self._loader = loader
+        self._current: LoadedModel | None = None
+        self.loads: dict[str, int] = {}
+        self.load_times: dict[str, float] = {}
+
+    def get(self, request: ModelRequest) -> LoadedModel:
+        if self._current is not None and self._current.request == request:
+            return self._current
+        self.release()
+        loaded = self._loader(request)
+        self.loads[request.label] = self.loads.get(request.label, 0) + 1
+        self.load_times[request.label] = loaded.load_time_s
+        self._current = loaded
+        return loaded
+
+    def release(self) -> None:
+        if self._current is None:
+            return
+        device = self._current.device
+        self._current = None
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def settings_hash(config: EvalConfig) -> str:
+    blob = json.dumps(config.generation_settings(), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def record_key(fingerprint: str, settings: str, prompt_name: str, sample_hash: str) -> str:
+    blob = "\0".join((fingerprint, settings, prompt_name, sample_hash))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_resume_index(results_dir: Path) -> dict[str, Record]:
+    """Finished (error-free) records of every earlier run under ``results_dir``, by key."""
+    index: dict[str, Record] = {}
+    if not results_dir.is_dir():
+        return index
+    for path in sorted(results_dir.glob("*/records*.jsonl")):
+        for record in read_records(path):
+            if record.ok and record.key:
+                index[record.key] = record
+    return index
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EvalConfig,
+        pool: ModelPool,
+        requests: dict[str, ModelRequest],
+        writer: RecordWriter | None,
+        worker: str,
+        resume_index: dict[str, Record],
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.requests = requests
+        self.writer = writer
+        self.worker = worker
+        self.resume_index = resume_index
+        self.settings = GenerationSettings(config.generate_method, config.max_new_tokens, config.num_beams)
+        self.settings_hash = settings_hash(config)
+        self.batch_limit = config.batch_size  # shrinks for good after an out-of-memory in auto mode
+        self._ready: dict[str, Outcome] = {}
+        self._batches = 0
+        self._fingerprints: dict[str, str] = {}
+        self.generated_samples = 0  # how many samples this process actually generated (tests count it)
+
+    # -- keys ------------------------------------------------------------------------------------
+    def fingerprint(self, label: str) -> str:
+        """The weights' content hash, without loading the model (cached by path+size+mtime)."""
+        if label not in self._fingerprints:
+            from .models import _weights_fingerprint
+
+            self._fingerprints[label] = _weights_fingerprint(self.requests[label])
+        return self._fingerprints[label]
+
+    def _key(self, task: Task) -> tuple[str, str]:
+        try:
+            sample_hash = task.sample.content_hash()
+        except SampleError:
+            sample_hash = ""
+        return record_key(self.fingerprint(task.label), self.settings_hash, task.prompt_name, sample_hash), sample_hash
+
+    # -- generation ------------------------------------------------------------------------------
+    def outcome(self, task: Task, peers: Sequence[Task]) -> Outcome:
+        """The answer for ``task``; generates ``task`` together with its not-yet-answered peers."""
+        ready = self._ready.pop(task.nodeid, None)
+        if ready is not None:
+            return ready
+        todo: list[tuple[Task, str, str]] = []
+        for peer in [task, *[p for p in peers if p.nodeid != task.nodeid and p.nodeid not in self._ready]]:
+            key, sample_hash = self._key(peer)
+            previous = self.resume_index.get(key) if self.config.resume and sample_hash else None
+            if previous is not None:
+                self._ready[peer.nodeid] = Outcome(
+                    Generated(previous.prediction, previous.prompt_tokens, previous.generated_tokens),
+                    key, sample_hash, previous.latency_s, previous.batch_id, previous.batch_size,
+                    resumed=previous,
+                )
+            else:
+                todo.append((peer, key, sample_hash))
+        if todo:
+            self._run(todo)
+        return self._ready.pop(task.nodeid)
+
+    def _run(self, todo: list[tuple[Task, str, str]]) -> None:
+        loaded = self.pool.get(self.requests[todo[0][0].label])
+        start = 0
+        while start < len(todo):
+            chunk = todo[start : start + self.batch_limit]
+            self._run_chunk(loaded, chunk)
+            start += len(chunk)
+
+    def _run_chunk(self, loaded: LoadedModel, chunk: list[tuple[Task, str, str]]) -> None:
+        parts = [task.prompt(task.sample) for task, _, _ in chunk]
+        started = time.perf_counter()
+        try:
+            results = generate_batch(loaded, parts, self.settings)
+            if loaded.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.synchronize()
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self._after_oom(loaded)
+            if len(chunk) == 1:
+                results = [Generated(None, error=f"out of memory at batch size 1 on {loaded.device_name}")]
+            else:
+                half = (len(chunk) + 1) // 2
+                if self.config.auto_batch:
+                    self.batch_limit = max(1, min(self.batch_limit, half))
+                self._run_chunk(loaded, chunk[:half])
+                self._run_chunk(loaded, chunk[half:])
+                return
+        latency = time.perf_counter() - started
+        self._batches += 1
+        batch_id = f"{self.worker}:{loaded.request.label}:{self._batches}"
+        self.generated_samples += len(chunk)
+        for (task, key, sample_hash), generated in zip(chunk, results):
+            self._ready[task.nodeid] = Outcome(generated, key, sample_hash, latency, batch_id, len(chunk))
+
+    def _after_oom(self, loaded: LoadedModel) -> None:
+        gc.collect()
+        if loaded.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # -- records ---------------------------------------------------------------------------------
+    def make_record(
+        self,
+        task: Task,
+        dataset: str,
+        outcome: Outcome | None,
+        scores: dict[str, float | None],
+        metric: str | None,
+        error: str | None,
+        notes: Iterable[str] = (),
+    ) -> Record:
+        request = self.requests[task.label]
+        loaded_info: dict[str, object] = {
+            "load_time_s": self.pool.load_times.get(task.label),
+            "model_loads": self.pool.loads.get(task.label, 0),
+            "peak_memory_mb": round(peak_memory_mb(self._device()), 1),
+            "device": self._device(),
+            "device_name": self._device_name(),
+            "dtype": self._dtype(),
+        }
+        notes = [n for n in notes if n]
+        if notes:
+            loaded_info["notes"] = notes
+        if outcome is None:
+            key, sample_hash = self._key(task)
+            return Record(
+                sample_id=task.sample.id, dataset=dataset, checkpoint=task.label,
+                checkpoint_path=str(request.ckpt or ""), fingerprint=self.fingerprint(task.label), key=key,
+                sample_hash=sample_hash, settings_hash=self.settings_hash, prediction=None,
+                references=list(task.sample.references), scores=scores, metric=metric,
+                metric_flavor=self.config.metric_flavor, group=task.sample.group, category=task.sample.category,
+                error=error, worker=self.worker, generate_method=self.config.generate_method, extra=loaded_info,
+            )
+        gen = outcome.generated
+        return Record(
+            sample_id=task.sample.id,
+            dataset=dataset,
+            checkpoint=task.label,
+            checkpoint_path=str(request.ckpt or ""),
+            fingerprint=self.fingerprint(task.label),
+            key=outcome.key,
+            sample_hash=outcome.sample_hash,
+            settings_hash=self.settings_hash,
+            prediction=gen.prediction,
+            references=list(task.sample.references),
+            scores=scores,
+            metric=metric,
+            metric_flavor=self.config.metric_flavor,
+            group=task.sample.group,
+            category=task.sample.category,
+            error=error or gen.error,
+            latency_s=outcome.latency_s,
+            batch_id=outcome.batch_id,
+            batch_size=outcome.batch_size,
+            prompt_tokens=gen.prompt_tokens,
+            generated_tokens=gen.generated_tokens,
+            worker=self.worker,
+            generate_method=self.config.generate_method,
+            resumed=outcome.resumed is not None,
+            extra=loaded_info,
+        )
+
+    def write(self, record: Record) -> None:
+        if self.writer is not None:
+            self.writer.write(record)
+
+    def _current(self) -> LoadedModel | None:
+        return self.pool._current
+
+    def _device(self) -> str:
+        current = self._current()
+        return current.device if current is not None else "cpu"
+
+    def _device_name(self) -> str:
+        current = self._current()
+        return current.device_name if current is not None else ""
+
+    def _dtype(self) -> str:
+        current = self._current()
+        return current.dtype if current is not None else ""
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.pool.release()
+
+
+def replace_outcome_prediction(outcome: Outcome, prediction: str) -> Outcome:
+    return replace(outcome, generated=replace(outcome.generated, prediction=prediction))

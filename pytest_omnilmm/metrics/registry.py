@@ -1,0 +1,160 @@
+"""Metrics by name: what the plugin and the gate look up, with the dataset-level aggregation each needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .anls import ANLS_FLAVORS, anls
+from .chartqa import RELAXED_FLAVORS, relaxed_accuracy
+from .flavors import DEFAULT_FLAVOR, MetricError, check_flavor
+from .mcq import MCQ_FLAVORS, multiple_choice
+from .ocrbench import OCRBENCH_FLAVORS, ocrbench
+from .vqa import EXACT_MATCH_FLAVORS, VQA_FLAVORS, exact_match, vqa_accuracy
+from .yesno import YES_NO_FLAVORS, canonical_yes_no, extract_yes_no
+
+if TYPE_CHECKING:
+    from ..sample import Sample
+
+AGGREGATES: tuple[str, ...] = ("mean", "mme", "circular")
+NO_REFERENCES = "no references (predictions only): not scorable"
+
+
+@dataclass(frozen=True)
+class Score:
+    """One sample's score. ``value`` None means not scorable (e.g. a test split without answers)."""
+
+    value: float | None
+    note: str | None = None
+
+
+Scorer = Callable[[str, "Sample", str], Score]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named per-sample metric, the flavours it implements, and how a dataset's scores combine.
+
+    ``aggregate`` is one of ``AGGREGATES``: ``mean`` (plain average), ``mme`` (accuracy, accuracy+ per
+    image, MME score) or ``circular`` (MMBench: a question counts only if all its rotations are right).
+    """
+
+    name: str
+    flavors: tuple[str, ...]
+    aggregate: str
+    description: str
+    scorer: Scorer
+
+    def score(self, prediction: str, sample: Sample, flavor: str = DEFAULT_FLAVOR) -> Score:
+        check_flavor(self.name, flavor, self.flavors)
+        return self.scorer(prediction, sample, flavor)
+
+
+def _references_metric(fn: Callable[[str, tuple[str, ...], str], float]) -> Scorer:
+    def scorer(prediction: str, sample: Sample, flavor: str) -> Score:
+        if not sample.references:
+            return Score(None, NO_REFERENCES)
+        return Score(fn(prediction, sample.references, flavor))
+
+    return scorer
+
+
+def _score_mcq(prediction: str, sample: Sample, flavor: str) -> Score:
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    result = multiple_choice(prediction, sample.choices, sample.references[0], flavor)
+    if not result.parseable:
+        return Score(result.value, f"unparseable answer: {result.reason}")
+    return Score(result.value, f"extracted {result.letter}")
+
+
+def _score_yes_no(prediction: str, sample: Sample, flavor: str) -> Score:
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    expected = canonical_yes_no(sample.references[0])
+    got = extract_yes_no(prediction, flavor)
+    if got is None:
+        return Score(0.0, "unparseable answer: neither or both of yes/no")
+    return Score(1.0 if got == expected else 0.0, f"extracted {got}")
+
+
+def _score_ocrbench(prediction: str, sample: Sample, flavor: str) -> Score:
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    return Score(ocrbench(prediction, sample.references, sample.category, flavor))
+
+
+_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "vqa_accuracy",
+            VQA_FLAVORS,
+            "mean",
+            "min(1, agreeing/3) over leave-one-out reference subsets, VQA normalisation",
+            _references_metric(vqa_accuracy),
+        ),
+        Metric(
+            "anls",
+            ANLS_FLAVORS,
+            "mean",
+            "1 - normalised edit distance to the closest reference, 0 below 0.5",
+            _references_metric(anls),
+        ),
+        Metric(
+            "exact_match",
+            EXACT_MATCH_FLAVORS,
+            "mean",
+            "trimmed, lower-cased prediction equals a reference",
+            _references_metric(exact_match),
+        ),
+        Metric(
+            "relaxed_accuracy",
+            RELAXED_FLAVORS,
+            "mean",
+            "ChartQA: numbers within 5 %, text by exact match",
+            _references_metric(relaxed_accuracy),
+        ),
+        Metric("mcq", MCQ_FLAVORS, "circular", "multiple choice by option letter or text", _score_mcq),
+        Metric("yes_no", YES_NO_FLAVORS, "mean", "yes/no accuracy", _score_yes_no),
+        Metric("mme", YES_NO_FLAVORS, "mme", "yes/no accuracy, MME accuracy+ and score", _score_yes_no),
+        Metric(
+            "ocrbench",
+            OCRBENCH_FLAVORS,
+            "mean",
+            "OCRBench containment per category",
+            _score_ocrbench,
+        ),
+    )
+}
+
+METRIC_NAMES: tuple[str, ...] = tuple(_METRICS)
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called ``name``; an unknown name raises one line listing the known ones."""
+    try:
+        return _METRICS[name]
+    except KeyError:
+        raise MetricError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}") from None
+
+
+def warn_few_references(metric: str, n_refs: int) -> str | None:
+    """A warning when ``n_refs`` references per question (pass the dataset's smallest count) are too
+    few for ``metric`` to mean anything; None when they are enough."""
+    get_metric(metric)
+    if n_refs <= 0:
+        return f"{metric}: the dataset has no references, so it gives predictions only and no score"
+    if metric == "vqa_accuracy" and n_refs == 1:
+        return (
+            "vqa_accuracy with 1 reference per question is always 0 by definition (each answer is "
+            "compared with the *other* references, and there are none); use exact_match"
+        )
+    if metric == "vqa_accuracy" and n_refs < 4:
+        best = (n_refs - 1) / 3
+        return (
+            f"vqa_accuracy with {n_refs} references per question can reach at most {best:.2f} "
+            "(full credit needs 3 other agreeing answers); use exact_match"
+        )
+    return None

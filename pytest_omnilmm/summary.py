@@ -1,0 +1,118 @@
+"""From records to the run summary: metrics with CIs per (checkpoint, dataset), perf per checkpoint.
+
+A sample that errored counts as wrong (score 0) in the mean: a crash must never make a checkpoint look
+better. Samples without references (a test split) have no score and are left out of the mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from .bench import perf_stats
+from .config import EvalConfig
+from .records import Record
+
+
+def _score(record: Record) -> float | None:
+    if record.error is not None:
+        return 0.0
+    if record.metric is None:
+        return None
+    value = record.scores.get(record.metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _agg_json(agg: Any) -> dict[str, Any]:
+    return {
+        "mean": _round(agg.mean),
+        "ci_low": _round(agg.ci_low),
+        "ci_high": _round(agg.ci_high),
+        "n": agg.n,
+        "n_groups": agg.n_groups,
+    }
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """One row per (checkpoint, dataset): counts, the primary metric with CI, every aggregate."""
+    from .metrics import ScoredRow, dataset_aggregates
+
+    by_key: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for r in records:
+        by_key[(r.checkpoint, r.dataset)].append(r)
+    rows = []
+    for (label, dataset), recs in sorted(by_key.items()):
+        metric = next((r.metric for r in recs if r.metric), None)
+        scored = [
+            ScoredRow(sample_id=r.sample_id, value=_score(r), group=r.group, category=r.category) for r in recs
+        ]
+        aggregates = dataset_aggregates(metric, scored) if metric is not None else {}
+        primary = aggregates.get(metric) if metric is not None else None
+        if primary is None and aggregates:
+            primary = next(iter(aggregates.values()))
+        row: dict[str, Any] = {
+            "checkpoint": label,
+            "dataset": dataset,
+            "metric": metric,
+            "metric_flavor": recs[0].metric_flavor,
+            "n": len(recs),
+            "errors": sum(1 for r in recs if r.error is not None),
+            "scored": sum(1 for s in scored if s.value is not None),
+            "resumed": sum(1 for r in recs if r.resumed),
+            "mean": _round(primary.mean) if primary is not None else None,
+            "ci_low": _round(primary.ci_low) if primary is not None else None,
+            "ci_high": _round(primary.ci_high) if primary is not None else None,
+            "aggregates": {name: _agg_json(a) for name, a in aggregates.items()},
+        }
+        rows.append(row)
+    return rows
+
+
+def build_summary(records: Sequence[Record], config: EvalConfig, run_id: str) -> dict[str, Any]:
+    from .controller import environment_versions, git_state
+
+    by_label: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_label[r.checkpoint].append(r)
+    perf = {label: perf_stats(recs).to_json() for label, recs in sorted(by_label.items())}
+    checkpoints = {
+        c.label: {
+            "path": str(c.path) if c.path else "",
+            "fingerprint": next((r.fingerprint for r in by_label.get(c.label, []) if r.fingerprint), ""),
+        }
+        for c in config.checkpoints
+    }
+    first_perf = next(iter(perf.values()), {})
+    run_info = {
+        "generation": {**config.generation_settings(), "batch_size": "auto" if config.auto_batch else config.batch_size},
+        "metric_flavor": config.metric_flavor,
+        "model_path": config.model_path,
+        "checkpoints": checkpoints,
+        "versions": environment_versions(),
+        "git": git_state(config.results_dir.parent),
+        "hardware": {"device": first_perf.get("device", ""), "device_name": first_perf.get("device_name", "")},
+        "perf": perf,
+    }
+    rows = dataset_rows(records)
+    for row in rows:
+        p = perf.get(row["checkpoint"], {})
+        row["p50_latency_s"] = p.get("p50_latency_s")
+        row["samples_per_s"] = p.get("samples_per_s")
+    return {
+        "run_id": run_id,
+        "results": rows,
+        "run_info": run_info,
+        "totals": {
+            "samples": len(records),
+            "errors": sum(1 for r in records if r.error is not None),
+            "resumed": sum(1 for r in records if r.resumed),
+        },
+    }

@@ -1,0 +1,70 @@
+"""xdist-only pieces, registered only when xdist is installed (so ``-p no:xdist`` keeps working).
+
+Scheduling: xdist's ``load`` scheduler, but it hands out whole batches (see ``batching.py``), so the
+samples of one generate call never straddle two workers. We subclass ``LoadScheduling`` rather than a
+grouped scheduler because ``load`` handles a worker crash correctly (re-queues the rest, reports the
+crashing item) and ``loadgroup`` is broken on pytest 9.2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .batching import plan_units
+
+
+def make_batch_scheduler(config: pytest.Config, log: Any, batch_size: int) -> Any:
+    from xdist.scheduler import LoadScheduling
+
+    class BatchScheduling(LoadScheduling):  # type: ignore[misc]
+        _units: list[int] | None = None
+
+        def _unit_of(self, index: int) -> int:
+            if self._units is None:
+                assert self.collection is not None
+                self._units = plan_units(self.collection, batch_size)
+            return self._units[index]
+
+        def _send_tests(self, node: Any, num: int) -> None:
+            take = list(self.pending[:num])
+            if not take:
+                return
+            # Extend to the end of the last batch so a batch never straddles two workers.
+            while len(take) < len(self.pending) and self._unit_of(self.pending[len(take)]) == self._unit_of(
+                take[-1]
+            ):
+                take.append(self.pending[len(take)])
+            del self.pending[: len(take)]
+            self.node2pending[node].extend(take)
+            node.send_runtest_some(take)
+
+    return BatchScheduling(config, log)
+
+
+class XdistHooks:
+    """Hooks that exist only with xdist: pass the run id to workers, batch-aware scheduling."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        from .plugin import RUN_ID_KEY
+
+        node.workerinput["omnilmm_run_id"] = self.config.stash[RUN_ID_KEY]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getoption("dist", "no") != "load":
+            return None
+        from .plugin import CONFIG_KEY
+
+        cfg = config.stash[CONFIG_KEY]
+        return make_batch_scheduler(config, log, cfg.batch_size)
+
+
+def gpu_tx_specs(gpus: tuple[str, ...]) -> list[str]:
+    """One popen worker per GPU, pinned before any import; a restarted worker reuses its spec."""
+    return [f"popen//env:CUDA_VISIBLE_DEVICES={gpu}" for gpu in gpus]

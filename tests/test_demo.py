@@ -1,0 +1,191 @@
+"""The embedded demo: a deterministic generator, a disjoint train split, a trainable tiny model, and the
+shipped weights loading through the public transformers API without remote code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_omnilmm.demo import datafiles, synth
+from pytest_omnilmm.demo.build import TinySpec
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "pytest_omnilmm" / "demo"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_writes_byte_identical_files(tmp_path: Path) -> None:
+    first = datafiles.write_demo_data(tmp_path / "a", seed=7)
+    second = datafiles.write_demo_data(tmp_path / "b", seed=7)
+    assert first == second
+    a, b = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    other = _tree(datafiles.write_demo_data(tmp_path / "c", seed=8) and tmp_path / "c")
+    assert other["demo_vqa.jsonl"] != a["demo_vqa.jsonl"]
+
+
+def test_written_files_have_the_published_shapes(tmp_path: Path) -> None:
+    datafiles.write_demo_data(tmp_path, seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "demo_vqa.jsonl").read_text().splitlines()]
+    assert {"id", "question", "answers", "category"} <= rows[0].keys()
+    assert any("images" in r for r in rows) and any("content" in r for r in rows)
+    for r in rows:
+        for name in r.get("images", [r.get("image")] if "image" in r else []):
+            assert (tmp_path / name).is_file()
+    textvqa = json.loads((tmp_path / "textvqa" / "TextVQA_0.5.1_val.json").read_text())
+    assert textvqa["dataset_name"] == "textvqa" and all(len(d["answers"]) == 10 for d in textvqa["data"])
+    assert all(
+        (tmp_path / "textvqa" / "train_images" / f"{d['image_id']}.jpg").is_file() for d in textvqa["data"]
+    )
+    docvqa = json.loads((tmp_path / "docvqa" / "val_v1.0_withQT.json").read_text())
+    assert all((tmp_path / "docvqa" / d["image"]).is_file() for d in docvqa["data"])
+    yesno = (tmp_path / "demo_yesno.tsv").read_text().splitlines()[1:]
+    first, second = yesno[0].split("\t"), yesno[1].split("\t")
+    assert (first[3], second[3]) == ("Yes", "No") and second[1] == first[0]
+    mcq = [line.split("\t") for line in (tmp_path / "demo_mcq.tsv").read_text().splitlines()[1:]]
+    indices = {int(r[0]) for r in mcq}
+    assert any(i > 1_000_000 for i in indices) and all(i % 1_000_000 in indices for i in indices)
+
+
+def test_rotated_choices_keep_the_right_option() -> None:
+    import random
+
+    qa = synth.make_mcq(random.Random(5))
+    correct = dict(qa.choices)[qa.answer]
+    for copy in datafiles.circular_copies(qa):
+        assert dict(copy.choices)[copy.answer] == correct
+    assert len({copy.answer for copy in datafiles.circular_copies(qa)}) == len(qa.choices)
+
+
+def test_training_stream_never_shows_an_eval_image() -> None:
+    from pytest_omnilmm.demo.train import TrainConfig, batches
+
+    split = datafiles.eval_split()
+    eval_images = split.image_specs()
+    eval_keys = {(qa.images, qa.question) for rows in split.datasets().values() for qa in rows}
+    seen = [
+        qa
+        for batch, _ in zip(batches(TrainConfig(batch_size=50), split), range(40), strict=False)
+        for qa in batch
+    ]
+    assert all(spec not in eval_images for qa in seen for spec in qa.images)
+    assert all((qa.images, qa.question) not in eval_keys for qa in seen)
+    # The filter itself bites: excluding what an unfiltered stream shows first removes exactly those.
+    unfiltered = synth.train_stream(11, {"vqa": 1.0})
+    banned = frozenset(spec for _ in range(30) for spec in next(unfiltered).images)
+    filtered = synth.train_stream(11, {"vqa": 1.0}, exclude_images=banned)
+    assert all(spec not in banned for _ in range(200) for spec in next(filtered).images)
+
+
+def test_a_short_training_run_lowers_the_loss() -> None:
+    import torch
+
+    from pytest_omnilmm.demo.train import FAMILY_WEIGHTS, Encoder, build_untrained
+
+    torch.set_num_threads(2)
+    spec = TinySpec(hidden=64, vision_hidden=64, vision_layers=2)
+    model, processor = build_untrained(spec, seed=0)
+    encoder = Encoder(processor)
+    stream = synth.train_stream(99, FAMILY_WEIGHTS)
+    held_out = encoder.train_batch([next(stream) for _ in range(16)])
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return float(model(**held_out).loss)
+
+    before = held_out_loss()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(12):
+        loss = model(**encoder.train_batch([next(stream) for _ in range(16)])).loss
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad()
+    after = held_out_loss()
+    assert after < before * 0.7, (before, after)
+
+
+def test_answers_tokenize_apart_from_the_prompt() -> None:
+    from pytest_omnilmm.demo.train import Encoder, build_untrained
+
+    _, processor = build_untrained(TinySpec(hidden=32, vision_hidden=32, vision_layers=2), seed=0)
+    split = datafiles.eval_split()
+    rows = [rows[0] for rows in split.datasets().values()]
+    batch = Encoder(processor).train_batch(rows)
+    tok = processor.tokenizer
+    for i, qa in enumerate(rows):
+        kept = batch["labels"][i][batch["labels"][i] != -100].tolist()
+        assert tok.decode(kept) == qa.answer + "<|im_end|>"
+
+
+SHIPPED = DEMO_DIR / "model"
+needs_shipped = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="demo model not built yet")
+
+LOAD_AND_ASK = """
+import sys, torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from pytest_omnilmm.demo.synth import render, single_scene, chat_messages, vqa_single
+import random
+model_dir = sys.argv[1]
+processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
+model = AutoModelForImageTextToText.from_pretrained(model_dir, trust_remote_code=False).eval()
+assert type(model).__name__ == "MiniCPMV4_6ForConditionalGeneration", type(model)
+assert processor.tokenizer.padding_side == "left"
+qa = vqa_single(random.Random(424242), "colour")
+inputs = processor.apply_chat_template(
+    [[{"role": "user", "content": [{"type": "image", "image": render(qa.images[0])},
+                                   {"type": "text", "text": qa.question}]}]],
+    add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+print(processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+"""
+
+
+@needs_shipped
+def test_shipped_model_loads_without_remote_code_and_answers() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_ASK, str(SHIPPED)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = done.stdout.strip().splitlines()[-1]
+    assert answer in synth.COLOURS, answer
+
+
+@needs_shipped
+def test_shipped_checkpoints_load_strictly_and_fit_the_budget() -> None:
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText
+
+    from pytest_omnilmm.demo.train import load_state
+
+    model = AutoModelForImageTextToText.from_pretrained(SHIPPED, trust_remote_code=False)
+    for name in ("early", "final"):
+        path = DEMO_DIR / "checkpoints" / f"{name}.safetensors"
+        with safe_open(str(path), "pt") as fh:
+            keys = list(fh.keys())
+        assert all(
+            k.startswith(("model.language_model.", "model.vision_tower.", "model.merger.", "lm_head."))
+            for k in keys
+        )
+        load_state(model, path)
+    files = [*SHIPPED.rglob("*"), *(DEMO_DIR / "checkpoints").glob("*.safetensors")]
+    assert sum(p.stat().st_size for p in files if p.is_file()) <= 20 * 1024 * 1024
+    manifest = json.loads((DEMO_DIR / "manifest.json").read_text())
+    assert manifest["accuracy"]["final"]["overall"] > manifest["accuracy"]["early"]["overall"]
+
+
+def test_cli_help_lists_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_omnilmm.demo.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "data" in text and "train" in text

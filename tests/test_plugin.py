@@ -1,0 +1,167 @@
+"""End-to-end runs of the plugin through pytester, on a tiny random-weight MiniCPM-V 4.6.
+
+Random weights answer garbage, so these tests assert on records, counts, files and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_omnilmm.records import read_records
+
+
+def run_dir(project: pytest.Pytester) -> Path:
+    runs = sorted((project.path / ".omnilmm-results").iterdir())
+    assert runs, "no run directory was written"
+    return runs[-1]
+
+
+def records_of(project: pytest.Pytester) -> list:
+    return list(read_records(run_dir(project) / "records.jsonl"))
+
+
+def test_help_lists_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--model_path", "--model-path", "--ckpt", "--generate_method", "--device", "--dtype",
+                 "--batch-size", "--max-new-tokens", "--num-beams", "--limit", "--results-dir",
+                 "--trust-remote-code", "--baseline", "--save-baseline", "--gpus", "--shard"):
+        assert flag in out, flag
+    assert "images first, then text" in out
+
+
+def test_plugin_import_does_not_import_torch() -> None:
+    code = (
+        "import sys, pytest_omnilmm.plugin, pytest_omnilmm.config, pytest_omnilmm.controller\n"
+        "heavy = [m for m in ('torch', 'transformers', 'PIL', 'numpy') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_run_writes_records_summary_and_table(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "4")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*omnilmm [[]base[]]*", "*tiny*exact_match*vlmevalkit*6*", "*perf: load*"])
+    records = records_of(eval_project)
+    assert sorted(r.sample_id for r in records) == [f"s{i}" for i in range(6)]
+    for r in records:
+        assert r.error is None and r.prediction is not None
+        assert r.latency_s > 0 and r.generated_tokens > 0 and r.prompt_tokens > 0
+        assert r.batch_size == 6 and r.scores.keys() == {"exact_match"}
+    summary = json.loads((run_dir(eval_project) / "summary.json").read_text())
+    (row,) = summary["results"]
+    assert row["dataset"] == "tiny" and row["n"] == 6 and row["errors"] == 0
+    assert summary["run_info"]["perf"]["base"]["samples"] == 6
+    answers = json.loads((run_dir(eval_project) / "answers" / "base" / "tiny.json").read_text())
+    assert [a["question_id"] for a in answers] == [f"s{i}" for i in range(6)]
+
+
+def test_empty_ckpt_is_no_ckpt_and_old_is_chat(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    base = ["--model_path", str(tiny_model), "--max-new-tokens", "4", "--no-resume"]
+    eval_project.runpytest(*base).assert_outcomes(passed=6)
+    plain = {r.sample_id: (r.prediction, r.key) for r in records_of(eval_project)}
+    eval_project.runpytest(*base, "--ckpt", "").assert_outcomes(passed=6)
+    empty = {r.sample_id: (r.prediction, r.key) for r in records_of(eval_project)}
+    eval_project.runpytest(*base, "--generate_method", "old").assert_outcomes(passed=6)
+    old = {r.sample_id: (r.prediction, r.key) for r in records_of(eval_project)}
+    assert plain == empty == old
+
+
+def test_sweep_loads_each_checkpoint_once(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tiny_model / "model.safetensors"))
+    a, b = eval_project.path / "a.safetensors", eval_project.path / "b.safetensors"
+    save_file(weights, str(a))
+    save_file({k: (v + 0.01 if v.is_floating_point() else v) for k, v in weights.items()}, str(b))
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--ckpt", str(a), "--ckpt", str(b), "--max-new-tokens", "3", "-v"
+    )
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*test_tiny?ckpt0-s0?*PASSED*", "*test_tiny?ckpt1-s5?*PASSED*"])
+    records = records_of(eval_project)
+    by_label: dict[str, list] = {}
+    for r in records:
+        by_label.setdefault(r.checkpoint, []).append(r)
+    assert set(by_label) == {"ckpt0", "ckpt1"}
+    for recs in by_label.values():
+        assert {r.extra["model_loads"] for r in recs} == {1}
+    assert by_label["ckpt0"][0].fingerprint != by_label["ckpt1"][0].fingerprint
+    del torch
+
+
+def test_k_selects_one_sample(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2", "-k", "s3")
+    result.assert_outcomes(passed=1, deselected=5)
+    assert [r.sample_id for r in records_of(eval_project)] == ["s3"]
+
+
+def test_limit_is_a_stable_seeded_subset(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    args = ["--model_path", str(tiny_model), "--max-new-tokens", "2", "--limit", "3", "--collect-only", "-q"]
+    first = eval_project.runpytest(*args).stdout.lines
+    second = eval_project.runpytest(*args).stdout.lines
+    ids = [line for line in first if "::" in line]
+    assert len(ids) == 3 and ids == [line for line in second if "::" in line]
+    assert ids != [f"test_tiny_eval.py::test_tiny[base-s{i}]" for i in range(3)]  # not "the first N"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ckpt", "missing.safetensors"], "*--ckpt missing.safetensors*"),
+        (["--generate_method", "sideways"], "*--generate_method*sideways*chat*interleave*"),
+        (["--dtype", "float8"], "*--dtype*float8*"),
+        (["--batch-size", "zero"], "*--batch-size*zero*"),
+        (["--data", "nonsense"], "*--data*NAME=PATH*"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    eval_project: pytest.Pytester, tiny_model: Path, args: list[str], message: str
+) -> None:
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_empty_ckpt_directory_is_a_usage_error(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    (eval_project.path / "empty").mkdir()
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), "--ckpt", "empty")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --ckpt empty*empty directory*"])
+
+
+def test_hub_id_offline_fails_fast(eval_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(eval_project.path / "hf-home"))
+    result = eval_project.runpytest_subprocess("--model_path", "openbmb/MiniCPM-V-4_6")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --model_path openbmb/MiniCPM-V-4_6*offline*"])
+
+
+def test_pickle_with_code_is_refused_and_not_run(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    marker = eval_project.path / "pwned"
+    evil = eval_project.path / "evil.pt"
+    code = (
+        "import os, torch\n"
+        "class Evil:\n"
+        "    def __reduce__(self):\n"
+        f"        return (os.system, ('touch {marker}',))\n"
+        f"torch.save({{'state_dict': Evil()}}, {str(evil)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), "--max-new-tokens", "2",
+                                               "--ckpt", str(evil))
+    assert not marker.exists()
+    assert result.ret != 0
+    output = result.stdout.str() + result.stderr.str()
+    assert "safetensors" in output and "code" in output
