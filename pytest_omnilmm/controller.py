@@ -79,57 +79,18 @@ class Controller:
     # -- finishing -------------------------------------------------------------------------------
     def finish(self, pytest_config: Any) -> bool:
         """Aggregate, gate, write files. Returns True when the gate failed."""
-        from .summary import build_summary
+        from .summary import base_run_info
 
         self._resolve_crashes()
         records = sorted(self.records.values(), key=lambda r: (r.checkpoint, r.dataset, r.sample_id))
         if not records and self.config.baseline is None:
             return False
-        summary = build_summary(records, self.config, self.run_id)
-        gate_report = None
-        problems: list[str] = []
-        if self.config.baseline is not None or self.config.min_score:
-            gate_report, problems = self._gate(records, summary)
-        self.gate_failed = bool(problems) or (gate_report is not None and gate_report.failed)
-        if self.config.save_baseline is not None and records:
-            self._save_baseline(records, summary)
-        from .report import render_terminal, write_run_files
-
-        self.lines = render_terminal(summary, gate_report, problems)
-        written = write_run_files(self.run_dir, records, summary, gate_report, problems)
-        self.lines.append(f"omnilmm: results in {self.run_dir} ({', '.join(sorted(p.name for p in written))})")
-        return self.gate_failed
-
-    def _gate(self, records: Sequence[Record], summary: dict[str, Any]) -> tuple[Any, list[str]]:
-        from .baseline import BaselineError, load_baseline
-        from .gate import GateSettings, compare
-
-        baseline = None
-        if self.config.baseline is not None:
-            try:
-                baseline = load_baseline(self.config.baseline)
-            except BaselineError as exc:
-                return None, [str(exc)]
-        settings = GateSettings(
-            max_drop=self.config.max_drop,
-            per_metric_max_drop=dict(self.config.max_drop_per),
-            mode=self.config.gate,
-            min_scores=dict(self.config.min_score),
-            max_slowdown=self.config.max_slowdown,
+        outcome = conclude(
+            records, base_run_info(self.config), self.run_id, self.run_dir, GateOptions.from_config(self.config)
         )
-        return compare(baseline, records, summary["run_info"], settings), []
-
-    def _save_baseline(self, records: Sequence[Record], summary: dict[str, Any]) -> None:
-        from .baseline import build_baseline, save_baseline
-
-        labels = sorted({r.checkpoint for r in records})
-        assert self.config.save_baseline is not None
-        for label in labels:
-            path = self.config.save_baseline
-            if len(labels) > 1:
-                path = path.with_name(f"{path.stem}.{label}{path.suffix}")
-            save_baseline(path, build_baseline(records, summary["run_info"], checkpoint=label))
-            self.saved.append(f"omnilmm: baseline written to {path}")
+        self.lines, self.saved = outcome.lines, outcome.saved
+        self.gate_failed = outcome.failed
+        return self.gate_failed
 
     def summary_lines(self) -> list[str]:
         return [*self.lines, *self.saved]
@@ -169,3 +130,84 @@ def git_state(cwd: Path) -> dict[str, Any]:
     if commit.returncode != 0:
         return {"commit": None, "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    baseline: Path | None = None
+    save_baseline: Path | None = None
+    max_drop: float = 0.01
+    max_drop_per: dict[str, float] = field(default_factory=dict)
+    mode: str = "significant"
+    min_score: dict[str, float] = field(default_factory=dict)
+    max_slowdown: float | None = None
+
+    @classmethod
+    def from_config(cls, config: EvalConfig) -> GateOptions:
+        return cls(
+            baseline=config.baseline, save_baseline=config.save_baseline, max_drop=config.max_drop,
+            max_drop_per=dict(config.max_drop_per), mode=config.gate, min_score=dict(config.min_score),
+            max_slowdown=config.max_slowdown,
+        )
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    lines: list[str]
+    saved: list[str]
+    failed: bool
+    summary: dict[str, Any]
+
+
+def conclude(
+    records: Sequence[Record], base_info: dict[str, Any], run_id: str, run_dir: Path, options: GateOptions
+) -> Conclusion:
+    """Summary, gate, baseline, files: shared by a pytest session and ``python -m pytest_omnilmm merge``."""
+    from .report import render_terminal, write_run_files
+    from .summary import build_summary
+
+    summary = build_summary(records, base_info, run_id)
+    gate_report = None
+    problems: list[str] = []
+    if options.baseline is not None or options.min_score:
+        gate_report, problems = _gate(records, summary, options)
+    failed = bool(problems) or (gate_report is not None and gate_report.failed)
+    saved: list[str] = []
+    if options.save_baseline is not None and records:
+        saved = _save_baseline(records, summary, options.save_baseline)
+    lines = render_terminal(summary, gate_report, problems)
+    written = write_run_files(run_dir, records, summary, gate_report, problems)
+    lines.append(f"omnilmm: results in {run_dir} ({', '.join(sorted(p.name for p in written))})")
+    return Conclusion(lines, saved, failed, summary)
+
+
+def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptions) -> tuple[Any, list[str]]:
+    from .baseline import BaselineError, load_baseline
+    from .gate import GateSettings, compare
+
+    baseline = None
+    if options.baseline is not None:
+        try:
+            baseline = load_baseline(options.baseline)
+        except BaselineError as exc:
+            return None, [str(exc)]
+    settings = GateSettings(
+        max_drop=options.max_drop,
+        per_metric_max_drop=dict(options.max_drop_per),
+        mode=options.mode,
+        min_scores=dict(options.min_score),
+        max_slowdown=options.max_slowdown,
+    )
+    return compare(baseline, records, summary["run_info"], settings), []
+
+
+def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:
+    from .baseline import build_baseline, save_baseline
+
+    labels = sorted({r.checkpoint for r in records})
+    saved = []
+    for label in labels:
+        path = target if len(labels) == 1 else target.with_name(f"{target.stem}.{label}{target.suffix}")
+        save_baseline(path, build_baseline(records, summary["run_info"], checkpoint=label))
+        saved.append(f"omnilmm: baseline written to {path}")
+    return saved

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import EvalConfig
@@ -29,6 +30,17 @@ from .models import (
 )
 from .records import Record, RecordWriter, read_records
 from .sample import Sample, SampleError
+
+
+class ModelUnavailable(Exception):
+    """The checkpoint's model could not be loaded (bad checkpoint, missing files, remote code refused)."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .checkpoint import CheckpointError
+    from .models import ModelLoadError
+
+    return (CheckpointError, ModelLoadError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -64,14 +76,22 @@ class ModelPool:
     def __init__(self, loader: Callable[[ModelRequest], LoadedModel]) -> None:
         self._loader = loader
         self._current: LoadedModel | None = None
+        self.failures: dict[str, str] = {}
         self.loads: dict[str, int] = {}
         self.load_times: dict[str, float] = {}
 
     def get(self, request: ModelRequest) -> LoadedModel:
         if self._current is not None and self._current.request == request:
             return self._current
+        if request.label in self.failures:
+            raise ModelUnavailable(f"{request.label}: not loaded: {self.failures[request.label]}")
         self.release()
-        loaded = self._loader(request)
+        try:
+            loaded = self._loader(request)
+        except _user_errors() as exc:
+            # Said once, in one line; every later item of this checkpoint fails fast with the same reason.
+            self.failures[request.label] = str(exc)
+            raise ModelUnavailable(f"{request.label}: {exc}") from None
         self.loads[request.label] = self.loads.get(request.label, 0) + 1
         self.load_times[request.label] = loaded.load_time_s
         self._current = loaded
@@ -120,8 +140,10 @@ class Engine:
         writer: RecordWriter | None,
         worker: str,
         resume_index: dict[str, Record],
+        run_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.run_dir = run_dir
         self.pool = pool
         self.requests = requests
         self.writer = writer
@@ -175,14 +197,52 @@ class Engine:
 
     def _run(self, todo: list[tuple[Task, str, str]]) -> None:
         loaded = self.pool.get(self.requests[todo[0][0].label])
+        suspects = self._suspects()
+        if suspects:
+            # A worker died generating a batch with these samples: the guilty one must crash alone, so
+            # the others are generated without it and a suspect only when its own item runs.
+            current, peers = todo[0], todo[1:]
+            if current[1] in suspects:
+                self._run_chunk(loaded, [current])
+                return
+            todo = [current, *[p for p in peers if p[1] not in suspects]]
         start = 0
         while start < len(todo):
             chunk = todo[start : start + self.batch_limit]
             self._run_chunk(loaded, chunk)
             start += len(chunk)
 
+    def _suspects(self) -> set[str]:
+        """Keys of batches that some worker started and never finished (it crashed)."""
+        if self.run_dir is None:
+            return set()
+        started: dict[str, list[str]] = {}
+        done: set[str] = set()
+        for path in self.run_dir.glob("inflight-*.jsonl"):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "done" in entry:
+                    done.add(str(entry["done"]))
+                elif "batch" in entry:
+                    started[str(entry["batch"])] = list(entry.get("keys", []))
+        return {key for batch, keys in started.items() if batch not in done for key in keys}
+
+    def _mark(self, entry: dict[str, object]) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / f"inflight-{self.worker}.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def _run_chunk(self, loaded: LoadedModel, chunk: list[tuple[Task, str, str]]) -> None:
         parts = [task.prompt(task.sample) for task, _, _ in chunk]
+        batch_id = f"{self.worker}:{loaded.request.label}:{self._batches + 1}:{os.getpid()}"
+        self._mark({"batch": batch_id, "keys": [key for _, key, _ in chunk]})
         started = time.perf_counter()
         try:
             results = generate_batch(loaded, parts, self.settings)
@@ -205,7 +265,7 @@ class Engine:
                 return
         latency = time.perf_counter() - started
         self._batches += 1
-        batch_id = f"{self.worker}:{loaded.request.label}:{self._batches}"
+        self._mark({"done": batch_id})
         self.generated_samples += len(chunk)
         for (task, key, sample_hash), generated in zip(chunk, results):
             self._ready[task.nodeid] = Outcome(generated, key, sample_hash, latency, batch_id, len(chunk))
@@ -302,7 +362,3 @@ class Engine:
         if self.writer is not None:
             self.writer.close()
         self.pool.release()
-
-
-def replace_outcome_prediction(outcome: Outcome, prediction: str) -> Outcome:
-    return replace(outcome, generated=replace(outcome.generated, prediction=prediction))

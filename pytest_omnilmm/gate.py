@@ -685,8 +685,9 @@ def _paired_row(label: str, base: BaselineDataset, recs: list[Record], settings:
 
     pairs: list[tuple[str, float, float]] = []
     unscored = 0
+    changed_set = set(changed)
     for sid in matched:
-        if sid in changed:
+        if sid in changed_set:
             continue
         b, c = base.samples[sid].score, record_score(by_id[sid], metric)
         if b is None or c is None:

@@ -188,14 +188,12 @@ def load_model(request: ModelRequest) -> LoadedModel:
         processor = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
 
     replaced: int | None = None
+    total = len({id(t) for t in model.state_dict().values()})
     if request.ckpt is not None and not request.standalone:
         report = apply_checkpoint(model, inspect_checkpoint(request.ckpt), allow_partial=request.allow_partial)
-        replaced = report.replaced
-        merged = getattr(report, "model", None)
-        if merged is not None:
-            model = merged
+        replaced, total = report.replaced, report.total
+        model = report.model  # the merged model for a PEFT adapter, else the same object
     model = model.to(device).eval()
-    total = len(model.state_dict())
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return LoadedModel(

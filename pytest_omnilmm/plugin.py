@@ -53,6 +53,9 @@ def _lookup(config: pytest.Config) -> Callable[[str], tuple[object, str]]:
     flags = {name: env for name, _flag, env, _help in FLAGS}
 
     def lookup(name: str) -> tuple[object, str]:
+        if name == "gpus" and _is_worker(config):
+            # A worker is already pinned (its CUDA_VISIBLE_DEVICES is one GPU): nothing to re-check.
+            return None, "controller"
         option_value = config.getoption(f"omnilmm_{name}")
         if name in flags:
             ini_value = config.getini(f"omnilmm_{name}") or None
@@ -68,7 +71,7 @@ def _lookup(config: pytest.Config) -> Callable[[str], tuple[object, str]]:
 def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
     """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
     raw, _source = _lookup(config)("gpus")
-    if raw not in (None, ""):
+    if raw not in (None, "") and not _is_worker(config):
         from .config import _gpus
 
         try:
@@ -330,7 +333,7 @@ def omnilmm_engine(
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = cfg.max_image_pixels
-    engine = Engine(cfg, ModelPool(omnilmm_load_model), requests, writer, worker, resume_index)
+    engine = Engine(cfg, ModelPool(omnilmm_load_model), requests, writer, worker, resume_index, run_dir)
     yield engine
     engine.close()
 
@@ -368,8 +371,13 @@ def generate(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: Any) -
     def _generate(the_sample: Any = None) -> str:
         if the_sample is not None and the_sample is not state.sample:
             raise ValueError("generate() answers this item's own sample; pass `sample` (or nothing)")
+        from .engine import ModelUnavailable
+
         peers = [_peer_task(p) for p in item.stash.get(PEERS_KEY, [item])]
-        outcome = omnilmm_engine.outcome(_peer_task(item), peers)
+        try:
+            outcome = omnilmm_engine.outcome(_peer_task(item), peers)
+        except ModelUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
         state.outcome = outcome
         if outcome.generated.error is not None:
             pytest.fail(outcome.generated.error, pytrace=False)
@@ -398,7 +406,12 @@ def score(request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: An
         if isinstance(answer, str):
             from .metrics import get_metric
 
-            result = get_metric(name).score(answer, state.sample, omnilmm_config.metric_flavor)
+            from .metrics import MetricError
+
+            try:
+                result = get_metric(name).score(answer, state.sample, omnilmm_config.metric_flavor)
+            except MetricError as exc:
+                pytest.fail(f"{state.case.dataset}: {exc}", pytrace=False)
             value, note = result.value, result.note
         else:
             value, note = float(answer), None

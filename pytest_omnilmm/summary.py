@@ -76,28 +76,34 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_summary(records: Sequence[Record], config: EvalConfig, run_id: str) -> dict[str, Any]:
+def base_run_info(config: EvalConfig) -> dict[str, Any]:
+    """What identifies the run, before any record: settings, flavour, model, versions, git."""
     from .controller import environment_versions, git_state
 
+    return {
+        "generation": {**config.generation_settings(), "batch_size": "auto" if config.auto_batch else config.batch_size},
+        "metric_flavor": config.metric_flavor,
+        "model_path": config.model_path,
+        "checkpoints": {c.label: {"path": str(c.path) if c.path else "", "fingerprint": ""} for c in config.checkpoints},
+        "versions": environment_versions(),
+        "git": git_state(config.results_dir.parent),
+    }
+
+
+def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Metrics + perf from records; ``base_info`` from ``base_run_info`` (or a shard's summary)."""
     by_label: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_label[r.checkpoint].append(r)
     perf = {label: perf_stats(recs).to_json() for label, recs in sorted(by_label.items())}
-    checkpoints = {
-        c.label: {
-            "path": str(c.path) if c.path else "",
-            "fingerprint": next((r.fingerprint for r in by_label.get(c.label, []) if r.fingerprint), ""),
-        }
-        for c in config.checkpoints
-    }
+    checkpoints = {label: dict(info) for label, info in base_info.get("checkpoints", {}).items()}
+    for label, recs in by_label.items():
+        entry = checkpoints.setdefault(label, {"path": recs[0].checkpoint_path, "fingerprint": ""})
+        entry["fingerprint"] = next((r.fingerprint for r in recs if r.fingerprint), entry.get("fingerprint", ""))
     first_perf = next(iter(perf.values()), {})
     run_info = {
-        "generation": {**config.generation_settings(), "batch_size": "auto" if config.auto_batch else config.batch_size},
-        "metric_flavor": config.metric_flavor,
-        "model_path": config.model_path,
+        **base_info,
         "checkpoints": checkpoints,
-        "versions": environment_versions(),
-        "git": git_state(config.results_dir.parent),
         "hardware": {"device": first_perf.get("device", ""), "device_name": first_perf.get("device_name", "")},
         "perf": perf,
     }

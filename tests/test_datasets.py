@@ -491,6 +491,7 @@ def test_tsv_quoted_fields_blank_lines_crlf_and_bom(tmp_path: Path) -> None:
     first, second = load_dataset(path, name="d")
     assert first.metadata["question"] == 'two\tlines\nwith "quotes"'
     assert second.id == "2" and second.text == "plain"
+    assert "row 2 (line 5, index '2')" in second.images[0].origin  # a quoted newline spans lines
 
 
 def test_tsv_limit_rows_still_resolves_references_beyond_the_limit(tmp_path: Path) -> None:
@@ -831,3 +832,18 @@ def test_hostile_json_is_refused_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "d.tsv"
     path.write_text(f"index\timage\tquestion\n1\t{'[' * 5000}{']' * 5000}\tq\n", encoding="utf-8")
     assert "column 'image': starts with '[' but is not a valid list of strings" in str(error_of(path))
+
+
+def test_parquet_image_lists_and_bad_image_cells(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "multi.parquet"
+    images = [[{"bytes": png(RED), "path": None}, {"bytes": png(GREEN), "path": None}], []]
+    pq.write_table(pa.table({"id": ["m1", "m2"], "question": ["both?", "none?"], "images": images}), path)
+    first, second = load_dataset(path, name="d")
+    assert [pixel(i) for i in first.images] == [RED, GREEN] and second.images == ()
+    assert first.images[1].origin.endswith("row 1, column 'images'[1]")
+    pq.write_table(pa.table({"id": ["a"], "question": ["?"], "image": [12]}), path)
+    err = error_of(path)
+    assert (err.row, err.field) == (1, "image") and "expected image bytes" in str(err)

@@ -107,6 +107,7 @@ def test_chartqa_float_artefacts_in_both() -> None:
     assert relaxed_accuracy("1.05", ["1"], VENDORED) == 1.0  # |1 - 1.05| / 1.05 = 0.048
     assert relaxed_accuracy("1", ["1.05"], VENDORED) == 0.0  # |1.05 - 1| / 1 = 0.050000000000000044
     assert relaxed_accuracy("100", ["105"], VENDORED) == 1.0  # |105 - 100| / 100 = 0.05
+    assert relaxed_accuracy("1", ["1.05"], CURRENT) == 1.0  # |1 - 1.05| / 1.05 = 0.048
 
 
 def test_chartqa_zero_falls_back_to_strings_on_the_divisor_side() -> None:
@@ -145,6 +146,14 @@ def test_mcq_answer_is_rule() -> None:
     # Vendored has no such rule, and no option text ("blue") occurs -> unparseable.
     vendored = multiple_choice(answer, CHOICES, "C", VENDORED)
     assert (vendored.value, vendored.parseable) == (0.0, False)
+
+
+def test_mcq_answer_is_rule_is_case_insensitive_like_upstream() -> None:
+    # Upstream's pattern ignores case, so "the answer is a dog" reads the article "a" as option A.
+    # The vendored copy finds no capital option letter and falls back to the option text "dog".
+    choices = (("A", "cat"), ("B", "dog"))
+    assert multiple_choice("The answer is a dog", choices, "B", CURRENT).letter == "A"
+    assert multiple_choice("The answer is a dog", choices, "B", VENDORED).letter == "B"
 
 
 def test_mcq_option_text_skipped_for_long_answers() -> None:

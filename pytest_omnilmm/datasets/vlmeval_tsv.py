@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from pytest_omnilmm.datasets._common import (
     NA_TOKENS,
@@ -57,12 +57,6 @@ class _Row:
         return f"row {self.number} (line {self.line}, index {self.index!r})"
 
 
-class _CsvReader(Protocol):
-    line_num: int
-
-    def __next__(self) -> list[str]: ...
-
-
 def read_vlmeval_tsv(
     path: Path, *, name: str, image_root: Path | None = None, limit_rows: int | None = None
 ) -> Iterator[Sample]:
@@ -99,42 +93,37 @@ def read_vlmeval_tsv(
 
 def _read(path: Path, f: TextIO, limit_rows: int | None) -> tuple[list[str], list[_Row], dict[str, str]]:
     """The rows to turn into samples, and every row's raw ``image`` cell by index (references need it)."""
-    reader = csv.reader(f, delimiter="\t")
-    header = _header(path, reader)
+    records = _records(path, f)
+    header = _header(path, records)
     has_image = "image" in header
     rows: list[_Row] = []
     images: dict[str, str] = {}
     first_row: dict[str, int] = {}
-    number = 0
-    line = reader.line_num + 1
-    for cells in _records(path, reader):
+    for line, cells in records:
         if not cells:  # a blank line, which pandas skips too
-            line = reader.line_num + 1
             continue
         if limit_rows is not None and len(rows) >= limit_rows:
             # Rows past the limit matter only as targets of the image references kept so far.
-            _collect_targets(path, reader, header, cells, rows, images)
+            _collect_targets(header, cells, records, rows, images)
             break
-        number += 1
-        row = _row(path, header, cells, number, line)
+        row = _row(path, header, cells, len(rows) + 1, line)
         if row.index in first_row:
             raise DatasetError(
                 path,
                 f"duplicate index {row.index!r} (also row {first_row[row.index]}); each index must be unique",
-                row=number,
+                row=row.number,
                 field="index",
                 location=row.where,
             )
-        first_row[row.index] = number
+        first_row[row.index] = row.number
         if has_image:
             images[row.index] = row.cells["image"]
         rows.append(row)
-        line = reader.line_num + 1
     return header, rows, images
 
 
-def _header(path: Path, reader: _CsvReader) -> list[str]:
-    header = next(_records(path, reader), None)
+def _header(path: Path, records: Iterator[tuple[int, list[str]]]) -> list[str]:
+    header = next(records, (1, []))[1]
     if not header:
         raise DatasetError(path, "empty file; a VLMEvalKit TSV starts with a header line naming its columns")
     duplicates = sorted({c for c in header if c and header.count(c) > 1})
@@ -157,21 +146,56 @@ def _header(path: Path, reader: _CsvReader) -> list[str]:
     return header
 
 
-def _records(path: Path, reader: _CsvReader) -> Iterator[list[str]]:
-    """The csv records, with csv's own errors (a quote left open at the end of the file...) said plainly."""
-    while True:
+class _Lines:
+    """The file's lines, counted, with room to hand one line back (to csv)."""
+
+    def __init__(self, f: TextIO) -> None:
+        self._f = f
+        self._back: str | None = None
+        self.line_num = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._back is not None:
+            line, self._back = self._back, None
+        else:
+            line = next(self._f)
+        self.line_num += 1
+        return line
+
+    def push_back(self, line: str) -> None:
+        self._back = line
+        self.line_num -= 1
+
+
+def _records(path: Path, f: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, cells) for each record of the file.
+
+    A line without a double quote cannot hold a quoted field, so splitting it on tabs gives exactly what csv
+    gives, about three times faster on base64-heavy files; a line with a quote goes to csv, which reads on
+    as far as a quoted field spans. The file is opened with newline="", so a line holds one terminator.
+    """
+    lines = _Lines(f)
+    parser = csv.reader(lines, delimiter="\t")
+    for line in lines:
+        start = lines.line_num
+        if '"' not in line:
+            content = line.rstrip("\r\n")
+            yield start, content.split("\t") if content else []
+            continue
+        lines.push_back(line)
         try:
-            cells = next(reader)
-        except StopIteration:
-            return
+            cells = next(parser)
         except csv.Error as exc:
             raise DatasetError(
                 path,
                 f"cannot be read as tab-separated values: {exc}",
-                row=reader.line_num,
-                location=f"line {reader.line_num}",
+                row=lines.line_num,
+                location=f"line {lines.line_num}",
             ) from None
-        yield cells
+        yield start, cells
 
 
 def _row(path: Path, header: list[str], cells: list[str], number: int, line: int) -> _Row:
@@ -196,10 +220,9 @@ def _row(path: Path, header: list[str], cells: list[str], number: int, line: int
 
 
 def _collect_targets(
-    path: Path,
-    reader: _CsvReader,
     header: list[str],
     first: list[str],
+    records: Iterator[tuple[int, list[str]]],
     rows: list[_Row],
     images: dict[str, str],
 ) -> None:
@@ -215,17 +238,15 @@ def _collect_targets(
         and cell not in images
         and not cell.startswith("[")
     }
-    position = {c: i for i, c in enumerate(header)}
-    index_at, image_at = position["index"], position["image"]
+    index_at, image_at = header.index("index"), header.index("image")
     cells: list[str] | None = first
-    records = _records(path, reader)
     while wanted and cells is not None:
         if len(cells) > max(index_at, image_at):
             index = cells[index_at].strip()
             if index in wanted:
                 images[index] = cells[image_at]
                 wanted.discard(index)
-        cells = next(records, None)
+        cells = next(records, (0, None))[1]
 
 
 def _sample(

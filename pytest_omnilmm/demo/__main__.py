@@ -2,6 +2,7 @@
 
     python -m pytest_omnilmm.demo data [--out evals/data] [--seed N]
     python -m pytest_omnilmm.demo train [--out DIR] [--steps N] [--minutes M] [--early-step N] [--seed N]
+    python -m pytest_omnilmm.demo score DIR
 
 ``train --out pytest_omnilmm/demo`` regenerates the bundled model, checkpoints and manifest in place.
 """
@@ -47,10 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=defaults.batch_size, help=f"default: {defaults.batch_size}"
     )
     train.add_argument("--seed", type=int, default=TRAIN_SEED, help=f"training seed (default: {TRAIN_SEED})")
-    train.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads (default: 2)")
+    train.add_argument("--threads", type=int, default=defaults.threads, help=f"torch CPU threads (default: {defaults.threads})")
     train.add_argument(
         "--eval-every", type=int, default=defaults.eval_every, help="progress eval interval in steps; 0 = off"
     )
+    score = sub.add_parser("score", help="re-measure a trained folder's checkpoints; rewrites its manifest")
+    score.add_argument("out", type=Path, help="a folder written by `train` (model/, checkpoints/, manifest.json)")
+    train.add_argument("--resume", action="store_true", help="continue a killed run from DIR/resume.pt")
     return parser
 
 
@@ -63,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, n in counts.items():
             print(f"{name}: {n} rows")
         print(f"written under {args.out}")
+        return 0
+
+    if args.command == "score":
+        from pytest_omnilmm.demo.train import rescore
+
+        rescore(args.out)
         return 0
 
     from pytest_omnilmm.demo.train import TrainConfig, train
@@ -78,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         threads=args.threads,
         max_minutes=args.minutes,
+        resume=args.resume,
     )
     manifest = train(args.out, cfg, log=lambda line: print(line, flush=True))
     print(f"wrote {args.out}/model, {args.out}/checkpoints/, {args.out}/manifest.json")

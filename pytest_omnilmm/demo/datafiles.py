@@ -8,6 +8,7 @@ writes the five bundled datasets under ``root``:
 - ``demo_yesno.tsv``                   MME-style yes/no pairs; the second row references the first's image
 - ``textvqa/TextVQA_0.5.1_val.json`` + ``textvqa/train_images/<image_id>.jpg``
 - ``docvqa/val_v1.0_withQT.json`` + ``docvqa/documents/*.png``
+- ``demo_ocr.tsv``                      OCRBench-style TSV (answer column is a list-string)
 
 Images are written with fixed encoder settings and no metadata, so the same seed gives identical bytes.
 """
@@ -19,7 +20,7 @@ import csv
 import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 EVAL_SEED = 20260
+OCR_WORD_CATEGORY = "Regular Text Recognition"
+OCR_FORM_CATEGORY = "Key Information Extraction"
 # Per-dataset sizes: ~600 samples in all, so `pytest evals/` stays well under three minutes on 2 cores.
 VQA_PER_CATEGORY = 30
 VQA_TWO_IMAGE = 10
@@ -51,6 +54,8 @@ YESNO_PAIRS = 60
 TEXTVQA_SIZE = 100
 DOCVQA_PAGES = 40
 DOCVQA_QUESTIONS = 100
+OCR_WORDS = 40
+OCR_FORMS = 20
 JPEG_QUALITY = 90
 TEXTVQA_FIRST_QID = 34602
 DOCVQA_FIRST_QID = 49153
@@ -65,6 +70,7 @@ class EvalSplit:
     yesno: tuple[QA, ...]  # pairs, Yes first
     textvqa: tuple[QA, ...]
     docvqa: tuple[QA, ...]
+    ocr: tuple[QA, ...]
 
     def datasets(self) -> dict[str, tuple[QA, ...]]:
         """Every scored row per dataset name, MCQ with its circular copies."""
@@ -74,6 +80,7 @@ class EvalSplit:
             "demo_yesno": self.yesno,
             "textvqa": self.textvqa,
             "docvqa": self.docvqa,
+            "demo_ocr": self.ocr,
         }
 
     def image_specs(self) -> frozenset[ImageSpec]:
@@ -111,7 +118,10 @@ def eval_split(seed: int = EVAL_SEED) -> EvalSplit:
                 break
             docvqa.append(make_docvqa(r, page, r.randrange(len(FORM_FIELDS))))
     docvqa = list(dict.fromkeys(docvqa))  # a page asked the same field twice counts once
-    return EvalSplit(tuple(vqa), tuple(mcq), tuple(yesno), tuple(textvqa), tuple(docvqa))
+    r = rng("ocr")
+    ocr = [replace(make_textvqa(r), family="ocr", category=OCR_WORD_CATEGORY) for _ in range(OCR_WORDS)]
+    ocr += [replace(make_docvqa(r), family="ocr", category=OCR_FORM_CATEGORY) for _ in range(OCR_FORMS)]
+    return EvalSplit(tuple(vqa), tuple(mcq), tuple(yesno), tuple(textvqa), tuple(docvqa), tuple(ocr))
 
 
 # ---------------------------------------------------------------- encoding
@@ -285,6 +295,16 @@ def _write_docvqa(root: Path, rows: tuple[QA, ...]) -> int:
     return len(data)
 
 
+def _write_ocr(root: Path, rows: tuple[QA, ...]) -> int:
+    # OCRBench keeps the accepted answers as a Python-literal list in one column.
+    table = [
+        [str(n), _b64(qa.images[0]), qa.question, repr([qa.answer]), qa.category]
+        for n, qa in enumerate(rows, start=1)
+    ]
+    _write_tsv(root / "demo_ocr.tsv", ["index", "image", "question", "answer", "category"], table)
+    return len(table)
+
+
 def write_demo_data(root: Path, seed: int = EVAL_SEED) -> dict[str, int]:
     """Write the five demo eval datasets under ``root``; returns the number of rows per dataset."""
     root = Path(root)
@@ -296,4 +316,5 @@ def write_demo_data(root: Path, seed: int = EVAL_SEED) -> dict[str, int]:
         "demo_yesno": _write_yesno(root, split.yesno),
         "textvqa": _write_textvqa(root, split.textvqa, seed),
         "docvqa": _write_docvqa(root, split.docvqa),
+        "demo_ocr": _write_ocr(root, split.ocr),
     }

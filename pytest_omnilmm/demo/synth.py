@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -154,6 +154,15 @@ def chat_messages(qa: QA) -> list[dict[str, object]]:
     return [{"role": "user", "content": content}]
 
 
+def images_first(qa: QA) -> QA:
+    """An interleaved question as the plugin's ``chat`` method sends it: every image, then the texts."""
+    if qa.parts is None:
+        return qa
+    images = tuple(p for p in qa.parts if isinstance(p, int))
+    texts = tuple(p for p in qa.parts if isinstance(p, str))
+    return replace(qa, parts=images + texts)
+
+
 # ---------------------------------------------------------------- rendering
 
 
@@ -215,8 +224,8 @@ def render(spec: ImageSpec) -> Image:
         draw.text((spec.left, spec.top), spec.title, fill=(20, 20, 20), font=_font(22))
         draw.line((spec.left, spec.top + 30, IMAGE_SIZE - 12, spec.top + 30), fill=(90, 90, 90), width=2)
         for i, ((key, _), value) in enumerate(zip(FORM_FIELDS, spec.values, strict=True)):
-            y = spec.top + 44 + i * 42
-            draw.text((spec.left, y), f"{key}: {value}", fill=(20, 20, 20), font=_font(24))
+            y = spec.top + 42 + i * 46
+            draw.text((spec.left, y), f"{key}: {value}", fill=(20, 20, 20), font=_font(28))
         return img
     raise TypeError(f"not an image spec: {spec!r}")
 
@@ -453,4 +462,6 @@ def train_stream(
             continue
         if qa.family == "mcq":
             qa = rotate_choices(qa, rng.randrange(len(qa.choices)))
+        if qa.parts is not None and rng.random() < 0.5:
+            qa = images_first(qa)
         yield qa

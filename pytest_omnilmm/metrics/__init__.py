@@ -6,7 +6,7 @@ about pytest. See docs/metrics.md for every definition and where the flavours di
 
 from __future__ import annotations
 
-from .aggregate import Aggregate, ScoredRow, bootstrap_ci, dataset_aggregates
+from .aggregate import Aggregate, ScoredRow, bootstrap_ci, dataset_aggregates, primary_aggregate_key
 from .anls import anls
 from .chartqa import relaxed_accuracy
 from .flavors import DEFAULT_FLAVOR, FLAVOR_SOURCES, FLAVORS, MetricError
@@ -37,6 +37,7 @@ __all__ = [
     "multiple_choice",
     "normalize_answer",
     "ocrbench",
+    "primary_aggregate_key",
     "relaxed_accuracy",
     "vqa_accuracy",
     "warn_few_references",

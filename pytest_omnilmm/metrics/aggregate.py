@@ -76,6 +76,12 @@ def _is_missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
+def _value(row: ScoredRow) -> float:
+    """The value of a row already filtered with ``_is_missing``."""
+    assert row.value is not None
+    return row.value
+
+
 def _cluster_keys(groups: Sequence[Hashable | None]) -> tuple[list[int], int]:
     """Cluster index of each position (first appearance order) and the number of clusters."""
     index: dict[Hashable, int] = {}
@@ -140,7 +146,9 @@ def bootstrap_ci(
     if groups is not None and len(groups) != len(values):
         raise MetricError(f"values and groups differ in length ({len(values)} vs {len(groups)})")
     all_groups: Sequence[str | None] = groups if groups is not None else [None] * len(values)
-    kept = [(float(v), g) for v, g in zip(values, all_groups, strict=True) if not _is_missing(v)]  # type: ignore[arg-type]
+    kept = [
+        (float(v), g) for v, g in zip(values, all_groups, strict=True) if v is not None and not math.isnan(v)
+    ]
     n_missing = len(values) - len(kept)
     if not kept:
         nan = float("nan")
@@ -191,7 +199,7 @@ def _circular_kind(
     scored = [r for r in rows if not _is_missing(r.value)]
     n_missing = len(rows) - len(scored)
     grouped = _group_rows(scored, lambda r: r.group)
-    circular = [_all_right([r.value for r in members]) for members in grouped.values()]  # type: ignore[misc]
+    circular = [_all_right([_value(r) for r in members]) for members in grouped.values()]
     # The base row is the copy whose id is the group id (MMBench index < 1e6), else the first copy.
     bases = [next((r for r in members if r.sample_id == r.group), members[0]) for members in grouped.values()]
     out = {
@@ -229,7 +237,7 @@ def _mme_kind(
     n_missing = len(rows) - len(scored)
     # MME groups by (category, image): the same image id in two categories is two groups.
     grouped = _group_rows(scored, lambda r: (r.category, r.group))
-    plus = {key: _all_right([r.value for r in members]) for key, members in grouped.items()}  # type: ignore[misc]
+    plus = {key: _all_right([_value(r) for r in members]) for key, members in grouped.items()}
     out = {
         "acc": _with_missing(
             bootstrap_ci(
@@ -261,7 +269,7 @@ def _mme_kind(
         if len(keys) == 1:
             boots[label] = np.full(n_boot, point)
         else:
-            sums = np.array([sum(r.value for r in grouped[k]) for k in keys], dtype=np.float64)  # type: ignore[misc]
+            sums = np.array([sum(_value(r) for r in grouped[k]) for k in keys], dtype=np.float64)
             counts = np.array([len(grouped[k]) for k in keys], dtype=np.float64)
             s_b, n_b, p_b = _resampled_sums([sums, counts, plus_arr], rng, n_boot)
             boots[label] = s_b / n_b * 100 + p_b / len(keys) * 100
@@ -299,6 +307,15 @@ def _mme_kind(
 
 def _group_label(row: ScoredRow) -> str | None:
     return None if row.group is None else f"{row.category}\0{row.group}"
+
+
+_PRIMARY = {"mme": "acc", "circular": "circular_accuracy"}
+
+
+def primary_aggregate_key(metric: str) -> str:
+    """The key of ``dataset_aggregates(metric, ...)`` that is the dataset's headline value in [0, 1]:
+    the metric's own name for plain means, ``acc`` for MME, ``circular_accuracy`` for MMBench."""
+    return _PRIMARY.get(get_metric(metric).aggregate, metric)
 
 
 def dataset_aggregates(
