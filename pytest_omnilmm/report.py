@@ -31,7 +31,7 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_label[row["checkpoint"]].append(row)
-    header = f"{'dataset':<14} {'metric':<16} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
+    header = f"{'dataset':<14} {'metric':<18} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
     for label, label_rows in by_label.items():
         path = info["checkpoints"].get(label, {}).get("path") or info["model_path"] or "(base)"
         fp = info["checkpoints"].get(label, {}).get("fingerprint", "")[:12]
@@ -40,13 +40,13 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
         for row in label_rows:
             ci = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]" if row["mean"] is not None else "-"
             lines.append(
-                f"  {row['dataset']:<14} {row['metric'] or '-':<16} {row['metric_flavor']:<11} {row['n']:>5} "
+                f"  {row['dataset']:<14} {row['metric'] or '-':<18} {row['metric_flavor']:<11} {row['n']:>5} "
                 f"{row['errors']:>4} {_fmt(row['mean']):>7}  {ci:<16}"
             )
-            extras = {k: v for k, v in row["aggregates"].items() if k != row["metric"] and "/" not in k}
+            extras = {k: v for k, v in row["aggregates"].items() if k != row.get("primary") and "/" not in k}
             for name, agg in extras.items():
                 lines.append(
-                    f"  {'':<14} {name:<16} {'':<11} {agg['n']:>5} {'':>4} {_fmt(agg['mean']):>7}  "
+                    f"  {'':<14} {name:<18} {'':<11} {agg['n']:>5} {'':>4} {_fmt(agg['mean']):>7}  "
                     f"[{_fmt(agg['ci_low'])}, {_fmt(agg['ci_high'])}]"
                 )
         p = info["perf"].get(label, {})

@@ -43,7 +43,7 @@ def _round(value: float) -> float | None:
 
 def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """One row per (checkpoint, dataset): counts, the primary metric with CI, every aggregate."""
-    from .metrics import ScoredRow, dataset_aggregates
+    from .metrics import ScoredRow, dataset_aggregates, primary_aggregate_key
 
     by_key: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
@@ -55,13 +55,13 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
             ScoredRow(sample_id=r.sample_id, value=_score(r), group=r.group, category=r.category) for r in recs
         ]
         aggregates = dataset_aggregates(metric, scored) if metric is not None else {}
-        primary = aggregates.get(metric) if metric is not None else None
-        if primary is None and aggregates:
-            primary = next(iter(aggregates.values()))
+        primary_key = primary_aggregate_key(metric) if metric is not None else None
+        primary = aggregates.get(primary_key) if primary_key is not None else None
         row: dict[str, Any] = {
             "checkpoint": label,
             "dataset": dataset,
             "metric": metric,
+            "primary": primary_key,
             "metric_flavor": recs[0].metric_flavor,
             "n": len(recs),
             "errors": sum(1 for r in recs if r.error is not None),
