@@ -48,7 +48,7 @@ def _expanded(processor, sample: Sample, method: str) -> str:
         build_messages(sample.parts, method), add_generation_prompt=True, tokenize=False
     )
     images = [ref.load() for ref in images_in_order(sample.parts, method)]
-    inputs = processor(text=[text], images=[images], return_tensors="pt")
+    inputs = processor(text=[text], images=[images] if images else None, return_tensors="pt")
     return processor.tokenizer.decode(inputs["input_ids"][0])
 
 

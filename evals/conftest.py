@@ -1,0 +1,75 @@
+"""Hooks for the bundled evals' speed test (``test_speed.py``): machine info for pytest-benchmark, the
+test's place in the run, and the one line that says pytest-benchmark is off under xdist."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+XDIST_NOTE = (
+    "pytest-benchmark is off under xdist, so test_generation_speed was skipped; the plugin's own timing "
+    "(the perf line of the summary table, and summary.json) is the record of this run"
+)
+_SPEED_ID = re.compile(r"::test_generation_speed\[(?P<label>[^\]]+)\]$")
+_EVAL_ID = re.compile(r"\[(?P<label>base|ckpt\d+)-")
+
+
+def _xdist_active(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput") or config.getoption("dist", "no") != "no"
+
+
+@pytest.fixture
+def benchmark_enabled(request: pytest.FixtureRequest) -> None:
+    """Skips under xdist, where pytest-benchmark runs the target once, untimed, and saves nothing."""
+    if _xdist_active(request.config):
+        pytest.skip(XDIST_NOTE)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    import torch
+    import transformers
+
+    cuda = torch.cuda.is_available()
+    machine_info["gpu"] = torch.cuda.get_device_name(0) if cuda else None
+    machine_info["gpu_count"] = torch.cuda.device_count() if cuda else 0
+    machine_info["cuda_version"] = torch.version.cuda
+    machine_info["torch_version"] = torch.__version__
+    machine_info["transformers_version"] = transformers.__version__
+    machine_info["torch_threads"] = torch.get_num_threads()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Move each checkpoint's speed test after that checkpoint's last eval item.
+
+    The plugin orders items checkpoint by checkpoint and keeps one model loaded; left where it is, a sweep's
+    speed tests would load every checkpoint once more. Eval items of other functions have other batch keys,
+    so inserting here never splits a batch.
+    """
+    result = yield
+    speed = [item for item in items if _SPEED_ID.search(item.nodeid)]
+    if speed:
+        rest = [item for item in items if not _SPEED_ID.search(item.nodeid)]
+        for item in speed:
+            label = _SPEED_ID.search(item.nodeid)["label"]  # type: ignore[index]
+            last = max(
+                (i for i, other in enumerate(rest) if (m := _EVAL_ID.search(other.nodeid)) and m["label"] == label),
+                default=None,
+            )
+            rest.insert(len(rest) if last is None else last + 1, item)
+        items[:] = rest
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if not _xdist_active(config):
+        return
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3 and XDIST_NOTE in str(longrepr[2]):
+            terminalreporter.write_line(f"omnilmm: {XDIST_NOTE}")
+            return
