@@ -13,8 +13,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     merge = sub.add_parser("merge", help="combine the run directories of --shard i/N runs")
     merge.add_argument("dirs", nargs="+", type=Path, help="each shard's run directory (or its --results-dir)")
-    merge.add_argument("--out", type=Path, default=None, help="where to write the merged run (default: beside)")
-    merge.add_argument("--baseline", type=Path, default=None, help="gate the merged run against this baseline")
+    merge.add_argument(
+        "--out", type=Path, default=None, help="where to write the merged run (default: beside)"
+    )
+    merge.add_argument(
+        "--baseline", type=Path, default=None, help="gate the merged run against this baseline"
+    )
     merge.add_argument("--save-baseline", type=Path, default=None, help="write the merged run as a baseline")
     merge.add_argument("--max-drop", default="0.01", help="allowed absolute drop (default 0.01)")
     merge.add_argument("--max-drop-for", action="append", default=[], help="NAME=DROP per dataset or metric")

@@ -41,70 +41,206 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("model_path", "--model_path", "OMNILMM_MODEL_PATH", "omnilmm_model_path",
-            "base model: a local save_pretrained directory or a hub id (default: the bundled demo model)"),
-    Setting("ckpt", "--ckpt", "OMNILMM_CKPT", "omnilmm_ckpt",
-            "fine-tuned weights applied on top of --model_path: .safetensors, sharded or save_pretrained dir, "
-            ".bin/.pt/.pth (weights only), PEFT adapter dir. Repeat for a sweep; '' means none",
-            multiple=True),
-    Setting("generate_method", "--generate_method", "OMNILMM_GENERATE_METHOD", "omnilmm_generate_method",
-            "chat (alias old): images first, then text; interleave: images where they stand in the text",
-            default="chat"),
-    Setting("device", "--device", "OMNILMM_DEVICE", "omnilmm_device",
-            "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N", default="auto"),
-    Setting("dtype", "--dtype", "OMNILMM_DTYPE", "omnilmm_dtype",
-            "weights dtype: auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16, float32", default="auto"),
-    Setting("batch_size", "--batch-size", "OMNILMM_BATCH_SIZE", "omnilmm_batch_size",
-            "samples per generate call (left padded), or 'auto': start at 16, halve on out-of-memory",
-            default="8"),
-    Setting("max_new_tokens", "--max-new-tokens", "OMNILMM_MAX_NEW_TOKENS", "omnilmm_max_new_tokens",
-            "generation length limit", default="32"),
-    Setting("num_beams", "--num-beams", "OMNILMM_NUM_BEAMS", "omnilmm_num_beams",
-            "beam search width (1 = greedy)", default="1"),
-    Setting("limit", "--limit", "OMNILMM_LIMIT", "omnilmm_limit",
-            "evaluate a seeded random subset of N samples per dataset (the same on every run and worker)"),
-    Setting("limit_seed", "--limit-seed", "OMNILMM_LIMIT_SEED", "omnilmm_limit_seed",
-            "seed of the --limit subset", default="0"),
-    Setting("results_dir", "--results-dir", "OMNILMM_RESULTS_DIR", "omnilmm_results_dir",
-            "where each run writes records.jsonl, summary.json, report.md (one folder per run)",
-            default=DEFAULT_RESULTS_DIR),
-    Setting("metric_flavor", "--metric-flavor", "OMNILMM_METRIC_FLAVOR", "omnilmm_metric_flavor",
-            "metric definitions to reproduce: vlmevalkit (current upstream), vlmevalkit-2025.01, omnilmm",
-            default="vlmevalkit"),
-    Setting("data", "--data", "OMNILMM_DATA", "omnilmm_data",
-            "dataset location NAME=PATH (repeatable), e.g. --data textvqa=/data/TextVQA_0.5.1_val.json",
-            multiple=True),
-    Setting("max_image_pixels", "--max-image-pixels", "OMNILMM_MAX_IMAGE_PIXELS", "omnilmm_max_image_pixels",
-            "decompression-bomb guard: larger images fail their sample", default=str(DEFAULT_MAX_IMAGE_PIXELS)),
-    Setting("save_baseline", "--save-baseline", "OMNILMM_SAVE_BASELINE", "omnilmm_save_baseline",
-            "write this run's results as a baseline JSON file (commit it next to your evals)"),
-    Setting("baseline", "--baseline", "OMNILMM_BASELINE", "omnilmm_baseline",
-            "compare this run with a baseline JSON file, sample by sample; exit 1 when worse"),
-    Setting("max_drop", "--max-drop", "OMNILMM_MAX_DROP", "omnilmm_max_drop",
-            "allowed absolute drop of a metric against the baseline (e.g. 0.01 = one point)", default="0.01"),
-    Setting("max_drop_per", "--max-drop-for", "OMNILMM_MAX_DROP_FOR", "omnilmm_max_drop_for",
-            "allowed drop for one dataset or metric, NAME=DROP (repeatable), e.g. textvqa=0.02", multiple=True),
-    Setting("gate", "--gate", "OMNILMM_GATE", "omnilmm_gate",
-            "significant: fail only on a drop beyond --max-drop with 95%% confidence; strict: any drop beyond it",
-            default="significant"),
-    Setting("min_score", "--min-score", "OMNILMM_MIN_SCORE", "omnilmm_min_score",
-            "absolute floor DATASET=SCORE (repeatable), e.g. --min-score textvqa=0.6", multiple=True),
-    Setting("max_slowdown", "--max-slowdown", "OMNILMM_MAX_SLOWDOWN", "omnilmm_max_slowdown",
-            "fail when p50 latency or samples/s is worse than the baseline's by more than this (e.g. 10%%); "
-            "gated only on the baseline's hardware"),
-    Setting("gpus", "--gpus", "OMNILMM_GPUS", "omnilmm_gpus",
-            "one xdist worker per GPU, pinned via CUDA_VISIBLE_DEVICES: 'all' or a list like 0,1,2,3"),
-    Setting("shard", "--shard", "OMNILMM_SHARD", "omnilmm_shard",
-            "run shard I of N (I/N, 0-based) of the eval items; combine shards with python -m pytest_omnilmm merge"),
+    Setting(
+        "model_path",
+        "--model_path",
+        "OMNILMM_MODEL_PATH",
+        "omnilmm_model_path",
+        "base model: a local save_pretrained directory or a hub id (default: the bundled demo model)",
+    ),
+    Setting(
+        "ckpt",
+        "--ckpt",
+        "OMNILMM_CKPT",
+        "omnilmm_ckpt",
+        "fine-tuned weights applied on top of --model_path: .safetensors, sharded or save_pretrained dir, "
+        ".bin/.pt/.pth (weights only), PEFT adapter dir. Repeat for a sweep; '' means none",
+        multiple=True,
+    ),
+    Setting(
+        "generate_method",
+        "--generate_method",
+        "OMNILMM_GENERATE_METHOD",
+        "omnilmm_generate_method",
+        "chat (alias old): images first, then text; interleave: images where they stand in the text",
+        default="chat",
+    ),
+    Setting(
+        "device",
+        "--device",
+        "OMNILMM_DEVICE",
+        "omnilmm_device",
+        "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N",
+        default="auto",
+    ),
+    Setting(
+        "dtype",
+        "--dtype",
+        "OMNILMM_DTYPE",
+        "omnilmm_dtype",
+        "weights dtype: auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16, float32",
+        default="auto",
+    ),
+    Setting(
+        "batch_size",
+        "--batch-size",
+        "OMNILMM_BATCH_SIZE",
+        "omnilmm_batch_size",
+        "samples per generate call (left padded), or 'auto': start at 16, halve on out-of-memory",
+        default="8",
+    ),
+    Setting(
+        "max_new_tokens",
+        "--max-new-tokens",
+        "OMNILMM_MAX_NEW_TOKENS",
+        "omnilmm_max_new_tokens",
+        "generation length limit",
+        default="32",
+    ),
+    Setting(
+        "num_beams",
+        "--num-beams",
+        "OMNILMM_NUM_BEAMS",
+        "omnilmm_num_beams",
+        "beam search width (1 = greedy)",
+        default="1",
+    ),
+    Setting(
+        "limit",
+        "--limit",
+        "OMNILMM_LIMIT",
+        "omnilmm_limit",
+        "evaluate a seeded random subset of N samples per dataset (the same on every run and worker)",
+    ),
+    Setting(
+        "limit_seed",
+        "--limit-seed",
+        "OMNILMM_LIMIT_SEED",
+        "omnilmm_limit_seed",
+        "seed of the --limit subset",
+        default="0",
+    ),
+    Setting(
+        "results_dir",
+        "--results-dir",
+        "OMNILMM_RESULTS_DIR",
+        "omnilmm_results_dir",
+        "where each run writes records.jsonl, summary.json, report.md (one folder per run)",
+        default=DEFAULT_RESULTS_DIR,
+    ),
+    Setting(
+        "metric_flavor",
+        "--metric-flavor",
+        "OMNILMM_METRIC_FLAVOR",
+        "omnilmm_metric_flavor",
+        "metric definitions to reproduce: vlmevalkit (current upstream), vlmevalkit-2025.01, omnilmm",
+        default="vlmevalkit",
+    ),
+    Setting(
+        "data",
+        "--data",
+        "OMNILMM_DATA",
+        "omnilmm_data",
+        "dataset location NAME=PATH (repeatable), e.g. --data textvqa=/data/TextVQA_0.5.1_val.json",
+        multiple=True,
+    ),
+    Setting(
+        "max_image_pixels",
+        "--max-image-pixels",
+        "OMNILMM_MAX_IMAGE_PIXELS",
+        "omnilmm_max_image_pixels",
+        "decompression-bomb guard: larger images fail their sample",
+        default=str(DEFAULT_MAX_IMAGE_PIXELS),
+    ),
+    Setting(
+        "save_baseline",
+        "--save-baseline",
+        "OMNILMM_SAVE_BASELINE",
+        "omnilmm_save_baseline",
+        "write this run's results as a baseline JSON file (commit it next to your evals)",
+    ),
+    Setting(
+        "baseline",
+        "--baseline",
+        "OMNILMM_BASELINE",
+        "omnilmm_baseline",
+        "compare this run with a baseline JSON file, sample by sample; exit 1 when worse",
+    ),
+    Setting(
+        "max_drop",
+        "--max-drop",
+        "OMNILMM_MAX_DROP",
+        "omnilmm_max_drop",
+        "allowed absolute drop of a metric against the baseline (e.g. 0.01 = one point)",
+        default="0.01",
+    ),
+    Setting(
+        "max_drop_per",
+        "--max-drop-for",
+        "OMNILMM_MAX_DROP_FOR",
+        "omnilmm_max_drop_for",
+        "allowed drop for one dataset or metric, NAME=DROP (repeatable), e.g. textvqa=0.02",
+        multiple=True,
+    ),
+    Setting(
+        "gate",
+        "--gate",
+        "OMNILMM_GATE",
+        "omnilmm_gate",
+        "significant: fail only on a drop beyond --max-drop with 95%% confidence; strict: any drop beyond it",
+        default="significant",
+    ),
+    Setting(
+        "min_score",
+        "--min-score",
+        "OMNILMM_MIN_SCORE",
+        "omnilmm_min_score",
+        "absolute floor DATASET=SCORE (repeatable), e.g. --min-score textvqa=0.6",
+        multiple=True,
+    ),
+    Setting(
+        "max_slowdown",
+        "--max-slowdown",
+        "OMNILMM_MAX_SLOWDOWN",
+        "omnilmm_max_slowdown",
+        "fail when p50 latency or samples/s is worse than the baseline's by more than this (e.g. 10%%); "
+        "gated only on the baseline's hardware",
+    ),
+    Setting(
+        "gpus",
+        "--gpus",
+        "OMNILMM_GPUS",
+        "omnilmm_gpus",
+        "one xdist worker per GPU, pinned via CUDA_VISIBLE_DEVICES: 'all' or a list like 0,1,2,3",
+    ),
+    Setting(
+        "shard",
+        "--shard",
+        "OMNILMM_SHARD",
+        "omnilmm_shard",
+        "run shard I of N (I/N, 0-based) of the eval items; combine shards: python -m pytest_omnilmm merge",
+    ),
 )
 FLAGS: tuple[tuple[str, str, str, str], ...] = (
     # (name, flag, env, help) of boolean switches; ini key is "omnilmm_" + name
-    ("trust_remote_code", "--trust-remote-code", "OMNILMM_TRUST_REMOTE_CODE",
-     "allow a model repository's own Python code to run (legacy MiniCPM-V 2.x / o-2.6 chat API)"),
-    ("ckpt_partial", "--ckpt-partial", "OMNILMM_CKPT_PARTIAL",
-     "accept a checkpoint that covers only part of the model (e.g. only the language model)"),
-    ("no_resume", "--no-resume", "OMNILMM_NO_RESUME",
-     "regenerate every sample instead of reusing matching finished records from --results-dir"),
+    (
+        "trust_remote_code",
+        "--trust-remote-code",
+        "OMNILMM_TRUST_REMOTE_CODE",
+        "allow a model repository's own Python code to run (legacy MiniCPM-V 2.x / o-2.6 chat API)",
+    ),
+    (
+        "ckpt_partial",
+        "--ckpt-partial",
+        "OMNILMM_CKPT_PARTIAL",
+        "accept a checkpoint that covers only part of the model (e.g. only the language model)",
+    ),
+    (
+        "no_resume",
+        "--no-resume",
+        "OMNILMM_NO_RESUME",
+        "regenerate every sample instead of reusing matching finished records from --results-dir",
+    ),
 )
 
 
@@ -164,7 +300,11 @@ Lookup = Callable[[str], tuple[object, str]]
 
 
 def resolve(
-    option_value: object, env: Mapping[str, str], env_name: str, ini_value: object, default: object,
+    option_value: object,
+    env: Mapping[str, str],
+    env_name: str,
+    ini_value: object,
+    default: object,
     multiple: bool = False,
 ) -> tuple[object, str]:
     """Precedence option > env > ini > default. ``None`` (or an empty list for ini) means "not set"."""
@@ -185,7 +325,9 @@ def _int(name: str, flag: str, raw: object, *, minimum: int) -> int:
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise ConfigError(f"{flag}: {raw!r} is not a whole number; give e.g. {flag} {max(minimum, 1)}") from None
+        raise ConfigError(
+            f"{flag}: {raw!r} is not a whole number; give e.g. {flag} {max(minimum, 1)}"
+        ) from None
     if value < minimum:
         raise ConfigError(f"{flag}: {value} is too small; it must be at least {minimum}")
     return value
@@ -243,7 +385,11 @@ def _check_model_path(raw: str, explicit: bool, any_ckpt_without_config: bool) -
             )
         if not (expanded / "config.json").is_file():
             contents = sorted(p.name for p in expanded.iterdir())[:6]
-            what = "is an empty directory" if not contents else f"has no config.json (found: {', '.join(contents)})"
+            what = (
+                "is an empty directory"
+                if not contents
+                else f"has no config.json (found: {', '.join(contents)})"
+            )
             raise ConfigError(
                 f"--model_path {raw}: {what}; give a directory written by save_pretrained, or a hub id"
             )
@@ -346,7 +492,9 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         )
     save_baseline = _path_or_none(get("save_baseline"), rootdir)
     if save_baseline is not None and not save_baseline.parent.is_dir():
-        raise ConfigError(f"--save-baseline {save_baseline}: the directory {save_baseline.parent} does not exist")
+        raise ConfigError(
+            f"--save-baseline {save_baseline}: the directory {save_baseline.parent} does not exist"
+        )
 
     return EvalConfig(
         model_path=model_path,
@@ -374,7 +522,9 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         max_drop_per=_name_values("--max-drop-for", get("max_drop_per"), "textvqa=0.02"),
         gate=gate,
         min_score=_name_values("--min-score", get("min_score"), "textvqa=0.6"),
-        max_slowdown=None if get("max_slowdown") in (None, "") else _percent("--max-slowdown", get("max_slowdown")),
+        max_slowdown=None
+        if get("max_slowdown") in (None, "")
+        else _percent("--max-slowdown", get("max_slowdown")),
         gpus=_gpus(get("gpus"), env),
         shard=_shard(get("shard")),
         sources=sources,
@@ -434,10 +584,14 @@ def _gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
 
             out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True)
         except (OSError, subprocess.SubprocessError):
-            raise ConfigError("--gpus all: no GPU found (nvidia-smi failed); list GPUs explicitly, e.g. --gpus 0,1") from None
+            raise ConfigError(
+                "--gpus all: no GPU found (nvidia-smi failed); list GPUs explicitly, e.g. --gpus 0,1"
+            ) from None
         count = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
         if count == 0:
-            raise ConfigError("--gpus all: nvidia-smi lists no GPU; run without --gpus (use -n N for CPU workers)")
+            raise ConfigError(
+                "--gpus all: nvidia-smi lists no GPU; run without --gpus (use -n N for CPU workers)"
+            )
         return tuple(str(i) for i in range(count))
     ids = tuple(v.strip() for v in text.split(",") if v.strip())
     if not ids or not all(re.fullmatch(r"\d+|GPU-[\w-]+|MIG-[\w-]+", v) for v in ids):

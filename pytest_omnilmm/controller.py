@@ -70,10 +70,21 @@ class Controller:
         for func, label, rest, reason in self.pending_crashes:
             dataset = self.datasets_of.get(func, func.rsplit("::", 1)[-1])
             if (label, dataset, rest) not in self.records:
-                self.add(Record(
-                    sample_id=rest, dataset=dataset, checkpoint=label, checkpoint_path="", fingerprint="",
-                    key="", sample_hash="", settings_hash="", prediction=None, error=reason, worker="?",
-                ))
+                self.add(
+                    Record(
+                        sample_id=rest,
+                        dataset=dataset,
+                        checkpoint=label,
+                        checkpoint_path="",
+                        fingerprint="",
+                        key="",
+                        sample_hash="",
+                        settings_hash="",
+                        prediction=None,
+                        error=reason,
+                        worker="?",
+                    )
+                )
         self.pending_crashes.clear()
 
     # -- finishing -------------------------------------------------------------------------------
@@ -86,7 +97,11 @@ class Controller:
         if not records and self.config.baseline is None:
             return False
         outcome = conclude(
-            records, base_run_info(self.config), self.run_id, self.run_dir, GateOptions.from_config(self.config)
+            records,
+            base_run_info(self.config),
+            self.run_id,
+            self.run_dir,
+            GateOptions.from_config(self.config),
         )
         self.lines, self.saved = outcome.lines, outcome.saved
         self.gate_failed = outcome.failed
@@ -123,8 +138,12 @@ def git_state(cwd: Path) -> dict[str, Any]:
     import subprocess
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     if commit.returncode != 0:
@@ -145,8 +164,12 @@ class GateOptions:
     @classmethod
     def from_config(cls, config: EvalConfig) -> GateOptions:
         return cls(
-            baseline=config.baseline, save_baseline=config.save_baseline, max_drop=config.max_drop,
-            max_drop_per=dict(config.max_drop_per), mode=config.gate, min_score=dict(config.min_score),
+            baseline=config.baseline,
+            save_baseline=config.save_baseline,
+            max_drop=config.max_drop,
+            max_drop_per=dict(config.max_drop_per),
+            mode=config.gate,
+            min_score=dict(config.min_score),
             max_slowdown=config.max_slowdown,
         )
 

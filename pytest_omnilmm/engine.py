@@ -20,8 +20,8 @@ from pathlib import Path
 from .config import EvalConfig
 from .generation import PromptBuilder
 from .models import (
-    GenerationSettings,
     Generated,
+    GenerationSettings,
     LoadedModel,
     ModelRequest,
     generate_batch,
@@ -171,7 +171,9 @@ class Engine:
             sample_hash = task.sample.content_hash()
         except SampleError:
             sample_hash = ""
-        return record_key(self.fingerprint(task.label), self.settings_hash, task.prompt_name, sample_hash), sample_hash
+        return record_key(
+            self.fingerprint(task.label), self.settings_hash, task.prompt_name, sample_hash
+        ), sample_hash
 
     # -- generation ------------------------------------------------------------------------------
     def outcome(self, task: Task, peers: Sequence[Task]) -> Outcome:
@@ -186,7 +188,11 @@ class Engine:
             if previous is not None:
                 self._ready[peer.nodeid] = Outcome(
                     Generated(previous.prediction, previous.prompt_tokens, previous.generated_tokens),
-                    key, sample_hash, previous.latency_s, previous.batch_id, previous.batch_size,
+                    key,
+                    sample_hash,
+                    previous.latency_s,
+                    previous.batch_id,
+                    previous.batch_size,
                     resumed=previous,
                 )
             else:
@@ -267,7 +273,7 @@ class Engine:
         self._batches += 1
         self._mark({"done": batch_id})
         self.generated_samples += len(chunk)
-        for (task, key, sample_hash), generated in zip(chunk, results):
+        for (task, key, sample_hash), generated in zip(chunk, results, strict=True):
             self._ready[task.nodeid] = Outcome(generated, key, sample_hash, latency, batch_id, len(chunk))
 
     def _after_oom(self, loaded: LoadedModel) -> None:
@@ -287,6 +293,7 @@ class Engine:
         metric: str | None,
         error: str | None,
         notes: Iterable[str] = (),
+        flavor: str | None = None,
     ) -> Record:
         request = self.requests[task.label]
         loaded_info: dict[str, object] = {
@@ -296,19 +303,37 @@ class Engine:
             "device": self._device(),
             "device_name": self._device_name(),
             "dtype": self._dtype(),
+            "question": task.sample.text[:500],
         }
+        current = self._current()
+        if current is not None and current.replaced_tensors is not None:
+            loaded_info["replaced_tensors"] = current.replaced_tensors
+            loaded_info["total_tensors"] = current.total_tensors
         notes = [n for n in notes if n]
         if notes:
             loaded_info["notes"] = notes
         if outcome is None:
             key, sample_hash = self._key(task)
             return Record(
-                sample_id=task.sample.id, dataset=dataset, checkpoint=task.label,
-                checkpoint_path=str(request.ckpt or ""), fingerprint=self.fingerprint(task.label), key=key,
-                sample_hash=sample_hash, settings_hash=self.settings_hash, prediction=None,
-                references=list(task.sample.references), scores=scores, metric=metric,
-                metric_flavor=self.config.metric_flavor, group=task.sample.group, category=task.sample.category,
-                error=error, worker=self.worker, generate_method=self.config.generate_method, extra=loaded_info,
+                sample_id=task.sample.id,
+                dataset=dataset,
+                checkpoint=task.label,
+                checkpoint_path=str(request.ckpt or ""),
+                fingerprint=self.fingerprint(task.label),
+                key=key,
+                sample_hash=sample_hash,
+                settings_hash=self.settings_hash,
+                prediction=None,
+                references=list(task.sample.references),
+                scores=scores,
+                metric=metric,
+                metric_flavor=flavor or self.config.metric_flavor,
+                group=task.sample.group,
+                category=task.sample.category,
+                error=error,
+                worker=self.worker,
+                generate_method=self.config.generate_method,
+                extra=loaded_info,
             )
         gen = outcome.generated
         return Record(
@@ -324,7 +349,7 @@ class Engine:
             references=list(task.sample.references),
             scores=scores,
             metric=metric,
-            metric_flavor=self.config.metric_flavor,
+            metric_flavor=flavor or self.config.metric_flavor,
             group=task.sample.group,
             category=task.sample.category,
             error=error or gen.error,

@@ -94,7 +94,9 @@ def images_in_order(parts: tuple[Part, ...], method: str) -> list[ImageRef]:
     return [p for p in order_parts(parts, method) if isinstance(p, ImageRef)]
 
 
-def legacy_msgs(parts: tuple[Part, ...], method: str, load: Callable[[ImageRef], Any]) -> list[dict[str, Any]]:
+def legacy_msgs(
+    parts: tuple[Part, ...], method: str, load: Callable[[ImageRef], Any]
+) -> list[dict[str, Any]]:
     """The remote-code ``model.chat(msgs=...)`` shape: content is a list of PIL images and strings."""
     content: list[Any] = []
     for part in order_parts(parts, method):

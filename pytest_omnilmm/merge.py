@@ -43,7 +43,7 @@ def merge_runs(dirs: Sequence[Path], out_dir: Path | None, options: GateOptions)
         raise MergeError("merge needs at least one shard directory")
     summaries = [_load_summary(d) for d in run_dirs]
     first = summaries[0]["run_info"]
-    for run_dir, summary in zip(run_dirs[1:], summaries[1:]):
+    for run_dir, summary in zip(run_dirs[1:], summaries[1:], strict=True):
         info = summary["run_info"]
         for key in IDENTITY_KEYS:
             if info.get(key) != first.get(key):
@@ -58,7 +58,8 @@ def merge_runs(dirs: Sequence[Path], out_dir: Path | None, options: GateOptions)
             previous = records.get(key)
             if previous is not None and previous.key != record.key:
                 raise MergeError(
-                    f"{run_dir}: sample {record.sample_id} of {record.dataset} ({record.checkpoint}) also appears "
+                    f"{run_dir}: sample {record.sample_id} of {record.dataset} ({record.checkpoint}) "
+                    "also appears "
                     "in another shard with a different model or content; merge shards of one run only"
                 )
             records[key] = record

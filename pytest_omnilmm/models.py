@@ -190,7 +190,9 @@ def load_model(request: ModelRequest) -> LoadedModel:
     replaced: int | None = None
     total = len({id(t) for t in model.state_dict().values()})
     if request.ckpt is not None and not request.standalone:
-        report = apply_checkpoint(model, inspect_checkpoint(request.ckpt), allow_partial=request.allow_partial)
+        report = apply_checkpoint(
+            model, inspect_checkpoint(request.ckpt), allow_partial=request.allow_partial
+        )
         replaced, total = report.replaced, report.total
         model = report.model  # the merged model for a PEFT adapter, else the same object
     model = model.to(device).eval()
@@ -219,7 +221,9 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def _load_images(parts_list: Sequence[tuple[Part, ...]], method: str) -> tuple[list[list[Any]], list[str | None]]:
+def _load_images(
+    parts_list: Sequence[tuple[Part, ...]], method: str
+) -> tuple[list[list[Any]], list[str | None]]:
     """Decode each sample's images; a sample whose image fails gets an error, the others go on."""
     images: list[list[Any]] = []
     errors: list[str | None] = []
@@ -247,13 +251,15 @@ def generate_batch(
             results[i] = _generate_legacy(loaded, parts_list[i], images[i], settings)
         return results
     outputs = _generate_native(loaded, [parts_list[i] for i in live], [images[i] for i in live], settings)
-    for i, out in zip(live, outputs):
+    for i, out in zip(live, outputs, strict=True):
         results[i] = out
     return results
 
 
 def _generate_native(
-    loaded: LoadedModel, parts_list: Sequence[tuple[Part, ...]], images: list[list[Any]],
+    loaded: LoadedModel,
+    parts_list: Sequence[tuple[Part, ...]],
+    images: list[list[Any]],
     settings: GenerationSettings,
 ) -> list[Generated]:
     import torch
@@ -283,7 +289,7 @@ def _generate_native(
     tokenizer = getattr(processor, "tokenizer", processor)
     stop_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
     results = []
-    for row, mask in zip(new_tokens.tolist(), inputs["attention_mask"].sum(dim=1).tolist()):
+    for row, mask in zip(new_tokens.tolist(), inputs["attention_mask"].sum(dim=1).tolist(), strict=True):
         kept: list[int] = []
         for tok in row:
             if tok in stop_ids:

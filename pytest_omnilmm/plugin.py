@@ -40,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(*names, action="append", dest=f"omnilmm_{s.name}", default=None, help=help_text)
         else:
             group.addoption(*names, action="store", dest=f"omnilmm_{s.name}", default=None, help=help_text)
-        parser.addini(s.ini, s.help, type="linelist" if s.multiple else "string", default=[] if s.multiple else None)
+        parser.addini(
+            s.ini, s.help, type="linelist" if s.multiple else "string", default=[] if s.multiple else None
+        )
     for name, flag, env, help_text in FLAGS:
         group.addoption(
             flag, action="store_true", dest=f"omnilmm_{name}", default=None, help=f"{help_text} [env {env}]"
@@ -93,7 +95,8 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "dataset(name, path=None, format=None, metric='exact_match', prompt=None): parametrize `sample` over "
+        "dataset(name, path=None, format=None, metric='exact_match', prompt=None, flavor=None): "
+        "parametrize `sample` over "
         "a dataset, one test item per sample (path relative to the test file; --data NAME=PATH overrides)",
     )
     try:
@@ -143,7 +146,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"omnilmm: max_new_tokens={cfg.max_new_tokens} [{src.get('max_new_tokens')}] "
         f"num_beams={cfg.num_beams} [{src.get('num_beams')}] limit={cfg.limit} [{src.get('limit')}] "
         f"metric_flavor={cfg.metric_flavor} [{src.get('metric_flavor')}]",
-        f"omnilmm: results_dir={cfg.results_dir}/{config.stash.get(RUN_ID_KEY, '?')} [{src.get('results_dir')}] "
+        f"omnilmm: results_dir={cfg.results_dir}/{config.stash.get(RUN_ID_KEY, '?')} "
+        f"[{src.get('results_dir')}] "
         f"resume={'on' if cfg.resume else 'off'} trust_remote_code={cfg.trust_remote_code}",
     ]
     if cfg.baseline or cfg.save_baseline:
@@ -164,6 +168,7 @@ class EvalCase:
     format: str | None
     metric: str
     prompt: str
+    flavor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for marker in reversed(markers):  # iter_markers yields the closest (last written) first
         name = str(marker.args[0]) if marker.args else str(marker.kwargs.get("name", ""))
         if not name:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.dataset needs a dataset name")
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: @pytest.mark.dataset needs a dataset name"
+            )
         path = _dataset_path(cfg, name, marker.kwargs.get("path"), module_dir)
         case = EvalCase(
             dataset=name,
@@ -217,23 +224,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             format=marker.kwargs.get("format"),
             metric=str(marker.kwargs.get("metric", "exact_match")),
             prompt=str(marker.kwargs.get("prompt") or "default"),
+            flavor=marker.kwargs.get("flavor"),
         )
         prefix = f"{name}-" if several else ""
         if path is None or not path.exists():
             where = f"not found at {path}" if path is not None else "has no location"
             reason = f"dataset {name!r} {where}; set --data {name}=PATH (or omnilmm_data in ini)"
-            params.append(pytest.param((case, Unavailable(name, reason, broken=False)), id=f"{prefix}unavailable",
-                                       marks=pytest.mark.skip(reason=reason)))
+            params.append(
+                pytest.param(
+                    (case, Unavailable(name, reason, broken=False)),
+                    id=f"{prefix}unavailable",
+                    marks=pytest.mark.skip(reason=reason),
+                )
+            )
             continue
         try:
             samples = load_dataset(path, name=name, format=case.format)
         except DatasetError as exc:
-            params.append(pytest.param((case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable"))
+            params.append(
+                pytest.param((case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable")
+            )
             continue
         samples = _limited(samples, cfg.limit, cfg.limit_seed, name)
         for choice in cfg.checkpoints:
             for sample in samples:
-                params.append(pytest.param((case, choice.label, sample), id=f"{choice.label}-{prefix}{sample.id}"))
+                params.append(
+                    pytest.param((case, choice.label, sample), id=f"{choice.label}-{prefix}{sample.id}")
+                )
     metafunc.parametrize("sample", params, indirect=True)
 
 
@@ -242,7 +259,9 @@ def _shard_of(nodeid: str, count: int) -> int:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     cfg = config.stash[CONFIG_KEY]
     if cfg.shard is not None:
         index, count = cfg.shard
@@ -256,7 +275,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=lambda it: rank.get(_label(it), -1))
     units = plan_units([it.nodeid for it in items], cfg.batch_size)
     groups: dict[int, list[pytest.Item]] = {}
-    for item, unit in zip(items, units):
+    for item, unit in zip(items, units, strict=True):
         if _is_eval_item(item):
             groups.setdefault(unit, []).append(item)
     for members in groups.values():
@@ -291,6 +310,7 @@ class ItemState:
     scores: dict[str, float | None] | None = None
     metric: str | None = None
     notes: list[str] | None = None
+    flavor: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -321,8 +341,14 @@ def omnilmm_engine(
     _set_cpu_threads()
     requests = {
         c.label: ModelRequest(
-            label=c.label, model_path=cfg.model_path, ckpt=c.path, standalone=c.standalone, device=cfg.device,
-            dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, allow_partial=cfg.ckpt_partial,
+            label=c.label,
+            model_path=cfg.model_path,
+            ckpt=c.path,
+            standalone=c.standalone,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            trust_remote_code=cfg.trust_remote_code,
+            allow_partial=cfg.ckpt_partial,
         )
         for c in cfg.checkpoints
     }
@@ -396,7 +422,9 @@ def _peer_task(item: pytest.Item) -> Any:
 
 
 @pytest.fixture
-def score(request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: Any) -> Callable[..., float | None]:
+def score(
+    request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: Any
+) -> Callable[..., float | None]:
     """``score(answer)`` scores with the marker's metric and the run's flavour; ``score(0.7, metric="x")``
     records a value you computed. Returns the value (None when the sample has no references)."""
     state: ItemState = request.node.stash[STATE_KEY]
@@ -404,14 +432,23 @@ def score(request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: An
     def _score(answer: str | float, metric: str | None = None) -> float | None:
         name = metric or state.case.metric
         if isinstance(answer, str):
-            from .metrics import get_metric
-
-            from .metrics import MetricError
+            from .metrics import DEFAULT_FLAVOR, MetricError, get_metric
 
             try:
-                result = get_metric(name).score(answer, state.sample, omnilmm_config.metric_flavor)
+                metric_obj = get_metric(name)
+                wanted = state.case.flavor or omnilmm_config.metric_flavor
+                # A run-wide flavour covers the metrics that have it (omnilmm defines only VQA accuracy and
+                # ANLS); the others keep their default, and the record says which one scored it.
+                flavor = wanted if wanted in metric_obj.flavors else DEFAULT_FLAVOR
+                if state.case.flavor and state.case.flavor not in metric_obj.flavors:
+                    raise MetricError(
+                        f"metric {name!r} has no flavour {state.case.flavor!r}; "
+                        f"it has {', '.join(metric_obj.flavors)}"
+                    )
+                result = metric_obj.score(answer, state.sample, flavor)
             except MetricError as exc:
                 pytest.fail(f"{state.case.dataset}: {exc}", pytrace=False)
+            state.flavor = flavor
             value, note = result.value, result.note
         else:
             value, note = float(answer), None
@@ -447,8 +484,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if report.failed:
             error = _one_line(call.excinfo)
         record = engine.make_record(
-            _peer_task(item), state.case.dataset, state.outcome, dict(state.scores or {}), state.metric,
-            error, state.notes or (),
+            _peer_task(item),
+            state.case.dataset,
+            state.outcome,
+            dict(state.scores or {}),
+            state.metric,
+            error,
+            state.notes or (),
+            flavor=state.flavor,
         )
         engine.write(record)
         report.user_properties.append((RECORD_PROPERTY, record.to_json()))

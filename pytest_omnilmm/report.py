@@ -21,7 +21,9 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 
 def _ms(value: Any) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 1000:.1f} ms"
+    return (
+        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 1000:.1f} ms"
+    )
 
 
 def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequence[str]) -> list[str]:
@@ -31,11 +33,19 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_label[row["checkpoint"]].append(row)
-    header = f"{'dataset':<14} {'metric':<18} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
+    header = (
+        f"{'dataset':<14} {'metric':<18} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
+    )
     for label, label_rows in by_label.items():
         path = info["checkpoints"].get(label, {}).get("path") or info["model_path"] or "(base)"
-        fp = info["checkpoints"].get(label, {}).get("fingerprint", "")[:12]
-        lines.append(f"omnilmm [{label}] {path}  fingerprint {fp}")
+        entry = info["checkpoints"].get(label, {})
+        fp = entry.get("fingerprint", "")[:12]
+        replaced = (
+            f"  replaced {entry['replaced_tensors']}/{entry.get('total_tensors')} tensors"
+            if "replaced_tensors" in entry
+            else ""
+        )
+        lines.append(f"omnilmm [{label}] {path}  fingerprint {fp}{replaced}")
         lines.append("  " + header)
         for row in label_rows:
             ci = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]" if row["mean"] is not None else "-"
@@ -53,8 +63,10 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
         lines.append(
             f"  perf: load {_fmt(p.get('load_time_s'), '.2f')} s | latency p50 {_ms(p.get('p50_latency_s'))} "
             f"p90 {_ms(p.get('p90_latency_s'))} p99 {_ms(p.get('p99_latency_s'))} | "
-            f"{_fmt(p.get('samples_per_s'), '.1f')} samples/s | {_fmt(p.get('tokens_per_s'), '.1f')} tokens/s | "
-            f"batch {_fmt(p.get('mean_batch_size'), '.1f')} | peak mem {_fmt(p.get('peak_memory_mb'), '.0f')} MB | "
+            f"{_fmt(p.get('samples_per_s'), '.1f')} samples/s | "
+            f"{_fmt(p.get('tokens_per_s'), '.1f')} tokens/s | "
+            f"batch {_fmt(p.get('mean_batch_size'), '.1f')} | "
+            f"peak mem {_fmt(p.get('peak_memory_mb'), '.0f')} MB | "
             f"{p.get('device_name', '')} {p.get('dtype', '')}"
             + (f" | {p.get('resumed')} resumed" if p.get("resumed") else "")
         )
@@ -85,8 +97,10 @@ def _answers(records: Sequence[Record]) -> dict[tuple[str, str], list[dict[str, 
 def _write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False,
-                              default=str) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False, default=str) + "\n",
+        encoding="utf-8",
+    )
     tmp.replace(path)
     return path
 
@@ -102,7 +116,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_run_files(
-    run_dir: Path, records: Sequence[Record], summary: dict[str, Any], gate_report: Any, problems: Sequence[str]
+    run_dir: Path,
+    records: Sequence[Record],
+    summary: dict[str, Any],
+    gate_report: Any,
+    problems: Sequence[str],
 ) -> list[Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -122,12 +140,27 @@ def write_run_files(
     from .gate import render_markdown
 
     summary_rows = [
-        {k: row.get(k) for k in ("checkpoint", "dataset", "metric", "n", "errors", "mean", "ci_low", "ci_high",
-                                 "p50_latency_s", "samples_per_s")}
+        {
+            k: row.get(k)
+            for k in (
+                "checkpoint",
+                "dataset",
+                "metric",
+                "n",
+                "errors",
+                "mean",
+                "ci_low",
+                "ci_high",
+                "p50_latency_s",
+                "samples_per_s",
+            )
+        }
         for row in summary["results"]
     ]
-    markdown = render_markdown(gate_report, summary_rows) if gate_report is not None else render_markdown(
-        None, summary_rows
+    markdown = (
+        render_markdown(gate_report, summary_rows)
+        if gate_report is not None
+        else render_markdown(None, summary_rows)
     )
     if problems:
         markdown += "\n" + "\n".join(f"- **gate failed**: {p}" for p in problems) + "\n"

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -82,7 +82,7 @@ class ImageRef:
             raise SampleError(f"image {where} cannot be decoded: {exc}") from None
 
 
-Part = Union[Text, ImageRef]
+Part = Text | ImageRef
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     for (label, dataset), recs in sorted(by_key.items()):
         metric = next((r.metric for r in recs if r.metric), None)
         scored = [
-            ScoredRow(sample_id=r.sample_id, value=_score(r), group=r.group, category=r.category) for r in recs
+            ScoredRow(sample_id=r.sample_id, value=_score(r), group=r.group, category=r.category)
+            for r in recs
         ]
         aggregates = dataset_aggregates(metric, scored) if metric is not None else {}
         primary_key = primary_aggregate_key(metric) if metric is not None else None
@@ -81,10 +82,15 @@ def base_run_info(config: EvalConfig) -> dict[str, Any]:
     from .controller import environment_versions, git_state
 
     return {
-        "generation": {**config.generation_settings(), "batch_size": "auto" if config.auto_batch else config.batch_size},
+        "generation": {
+            **config.generation_settings(),
+            "batch_size": "auto" if config.auto_batch else config.batch_size,
+        },
         "metric_flavor": config.metric_flavor,
         "model_path": config.model_path,
-        "checkpoints": {c.label: {"path": str(c.path) if c.path else "", "fingerprint": ""} for c in config.checkpoints},
+        "checkpoints": {
+            c.label: {"path": str(c.path) if c.path else "", "fingerprint": ""} for c in config.checkpoints
+        },
         "versions": environment_versions(),
         "git": git_state(config.results_dir.parent),
     }
@@ -99,12 +105,21 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
     checkpoints = {label: dict(info) for label, info in base_info.get("checkpoints", {}).items()}
     for label, recs in by_label.items():
         entry = checkpoints.setdefault(label, {"path": recs[0].checkpoint_path, "fingerprint": ""})
-        entry["fingerprint"] = next((r.fingerprint for r in recs if r.fingerprint), entry.get("fingerprint", ""))
+        entry["fingerprint"] = next(
+            (r.fingerprint for r in recs if r.fingerprint), entry.get("fingerprint", "")
+        )
+        replaced = next((r.extra for r in recs if "replaced_tensors" in r.extra), None)
+        if replaced is not None:
+            entry["replaced_tensors"] = replaced["replaced_tensors"]
+            entry["total_tensors"] = replaced.get("total_tensors")
     first_perf = next(iter(perf.values()), {})
     run_info = {
         **base_info,
         "checkpoints": checkpoints,
-        "hardware": {"device": first_perf.get("device", ""), "device_name": first_perf.get("device_name", "")},
+        "hardware": {
+            "device": first_perf.get("device", ""),
+            "device_name": first_perf.get("device_name", ""),
+        },
         "perf": perf,
     }
     rows = dataset_rows(records)

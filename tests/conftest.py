@@ -45,13 +45,13 @@ def write_jsonl_dataset(root: Path, n: int = 6, name: str = "tiny.jsonl") -> Pat
     return path
 
 
-EVAL_MODULE = '''
+EVAL_MODULE = """
 import pytest
 
 @pytest.mark.dataset("tiny", path="tiny.jsonl", metric="exact_match")
 def test_tiny(sample, generate, score):
     score(generate(sample))
-'''
+"""
 
 
 @pytest.fixture

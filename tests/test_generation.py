@@ -63,7 +63,10 @@ def test_expanded_template_places_images(tiny_model: Path, interleaved: Sample) 
     processor = AutoProcessor.from_pretrained(tiny_model)
     chat = _skeleton(_expanded(processor, interleaved, "chat"))
     inter = _skeleton(_expanded(processor, interleaved, "interleave"))
-    assert "<|im_start|>user\nIMGIMGfirst look atthen atwhich is wider?<|im_end|>\n<|im_start|>assistant\n" in chat
+    assert (
+        "<|im_start|>user\nIMGIMGfirst look atthen atwhich is wider?<|im_end|>\n<|im_start|>assistant\n"
+        in chat
+    )
     assert "<|im_start|>user\nfirst look atIMGthen atIMGwhich is wider?<|im_end|>" in inter
     # one visual-token block per image, in the order the method gives
     assert chat.count("IMG") == inter.count("IMG") == 2

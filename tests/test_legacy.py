@@ -12,12 +12,12 @@ from pytest_omnilmm.records import read_records
 
 from .conftest import write_jsonl_dataset
 
-CONFIG_CODE = '''
+CONFIG_CODE = """
 from transformers import PretrainedConfig
 
 class EchoConfig(PretrainedConfig):
     model_type = "echo_chat_v2"
-'''
+"""
 
 MODEL_CODE = '''
 import torch
@@ -63,21 +63,21 @@ def legacy_model(tmp_path: Path, tiny_model: Path) -> Path:
             }
         )
     )
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"scale": torch.ones(1)}, str(repo / "model.safetensors"))
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(repo)
     return repo
 
 
-INTERLEAVED = '''
+INTERLEAVED = """
 import pytest
 
 @pytest.mark.dataset("mixed", path="mixed.jsonl", metric="exact_match")
 def test_mixed(sample, generate, score):
     score(generate(sample))
-'''
+"""
 
 
 def _interleaved_dataset(root: Path) -> None:

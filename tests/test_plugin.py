@@ -29,9 +29,24 @@ def test_help_lists_options() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for flag in ("--model_path", "--model-path", "--ckpt", "--generate_method", "--device", "--dtype",
-                 "--batch-size", "--max-new-tokens", "--num-beams", "--limit", "--results-dir",
-                 "--trust-remote-code", "--baseline", "--save-baseline", "--gpus", "--shard"):
+    for flag in (
+        "--model_path",
+        "--model-path",
+        "--ckpt",
+        "--generate_method",
+        "--device",
+        "--dtype",
+        "--batch-size",
+        "--max-new-tokens",
+        "--num-beams",
+        "--limit",
+        "--results-dir",
+        "--trust-remote-code",
+        "--baseline",
+        "--save-baseline",
+        "--gpus",
+        "--shard",
+    ):
         assert flag in out, flag
     assert "images first, then text" in out
 
@@ -159,8 +174,9 @@ def test_pickle_with_code_is_refused_and_not_run(eval_project: pytest.Pytester, 
         f"torch.save({{'state_dict': Evil()}}, {str(evil)!r})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), "--max-new-tokens", "2",
-                                               "--ckpt", str(evil))
+    result = eval_project.runpytest_subprocess(
+        "--model_path", str(tiny_model), "--max-new-tokens", "2", "--ckpt", str(evil)
+    )
     assert not marker.exists()
     assert result.ret != 0
     output = result.stdout.str() + result.stderr.str()

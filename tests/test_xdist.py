@@ -24,7 +24,10 @@ def predictions(run: Path) -> dict[tuple[str, str], str | None]:
 
 def metric_rows(run: Path) -> list[dict]:
     rows = json.loads((run / "summary.json").read_text())["results"]
-    return [{k: row[k] for k in ("checkpoint", "dataset", "n", "errors", "mean", "ci_low", "ci_high")} for row in rows]
+    return [
+        {k: row[k] for k in ("checkpoint", "dataset", "n", "errors", "mean", "ci_low", "ci_high")}
+        for row in rows
+    ]
 
 
 def test_two_workers_match_one_process(eval_project: pytest.Pytester, tiny_model: Path) -> None:
@@ -78,7 +81,7 @@ def test_gpus_with_n_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["ERROR: --gpus starts one worker per GPU*drop -n*"])
 
 
-CRASHING_LOADER = '''
+CRASHING_LOADER = """
 import os
 import pytest
 
@@ -100,7 +103,7 @@ def omnilmm_load_model():
         return loaded
 
     return load
-'''
+"""
 
 
 def _crash_project(pytester: pytest.Pytester) -> None:
@@ -119,7 +122,14 @@ def test_worker_crash_fails_only_that_sample(
 ) -> None:
     _crash_project(eval_project)
     result = eval_project.runpytest_subprocess(
-        "--model_path", str(tiny_model), "--max-new-tokens", "3", "-n", "2", "--batch-size", batch_size,
+        "--model_path",
+        str(tiny_model),
+        "--max-new-tokens",
+        "3",
+        "-n",
+        "2",
+        "--batch-size",
+        batch_size,
         timeout=240,
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -159,9 +169,20 @@ def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytest
         shard_dirs.append(str(out))
     merged_out = eval_project.path / "merged"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_omnilmm", "merge", *shard_dirs, "--out", str(merged_out),
-         "--baseline", str(eval_project.path / "whole.json")],
-        capture_output=True, text=True, cwd=eval_project.path,
+        [
+            sys.executable,
+            "-m",
+            "pytest_omnilmm",
+            "merge",
+            *shard_dirs,
+            "--out",
+            str(merged_out),
+            "--baseline",
+            str(eval_project.path / "whole.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=eval_project.path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert predictions(merged_out) == predictions(whole)
@@ -171,7 +192,9 @@ def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytest
 
 def test_merge_of_nothing_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_omnilmm", "merge", str(tmp_path / "nope")], capture_output=True, text=True
+        [sys.executable, "-m", "pytest_omnilmm", "merge", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 4
     assert proc.stderr.count("\n") == 1 and "no such directory" in proc.stderr

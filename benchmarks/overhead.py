@@ -1,0 +1,179 @@
+"""What the pytest harness costs over a bare generation loop, on the same samples and batches.
+
+    python benchmarks/overhead.py [--model-path DIR] [--samples 48] [--batch-size 8] [--max-new-tokens 16]
+
+Harness: ``pytest evals/test_vqa.py::test_demo_vqa --limit N --batch-size B --no-resume`` in a child
+process, timed end to end; its generation time is the sum of its records' batch latencies (each batch once).
+
+Bare loop: a child Python process that loads the model and processor with transformers directly and runs
+``processor -> model.generate -> decode`` over the very batches the harness generated (same samples, same
+order, same chat template, greedy, same ``max_new_tokens``). It is written with the processor directly, not
+with the plugin's ``generate_batch``, so the plugin's own prompt building and decoding are part of what is
+measured. Its answers are compared with the harness's to show both did the same work.
+
+The two alternate ``--repeats`` times and the fastest of each is reported: the machine is shared, and the
+minimum is the least disturbed measurement. pytest itself costs about 0.9 ms per test item (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    DEMO_VQA,
+    VQA_TEST,
+    PytestRun,
+    add_model_option,
+    batch_times,
+    resolve_model,
+    run_pytest,
+    verdict,
+)
+
+GOAL = 1.03
+
+
+def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs in the child: load, then processor -> generate -> decode per batch, timing each batch."""
+    started = time.perf_counter()
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from pytest_omnilmm.datasets import load_dataset
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    dtype = torch.bfloat16 if cuda else torch.float32  # what the plugin's --dtype auto picks
+    load_started = time.perf_counter()
+    model = AutoModelForImageTextToText.from_pretrained(spec["model"], dtype=dtype).to(device).eval()
+    processor = AutoProcessor.from_pretrained(spec["model"])
+    processor.tokenizer.padding_side = "left"
+    load_s = time.perf_counter() - load_started
+    samples = {s.id: s for s in load_dataset(Path(spec["data"]), name="demo_vqa")}
+    latencies: list[float] = []
+    answers: dict[str, str] = {}
+    for batch_ids in spec["batches"]:
+        t0 = time.perf_counter()
+        batch = [samples[i] for i in batch_ids]
+        images = [[Image.open(ref.path).convert("RGB") for ref in s.images] for s in batch]
+        texts = [
+            processor.apply_chat_template(
+                [{"role": "user", "content": [*({"type": "image"} for _ in s.images), {"type": "text", "text": s.text}]}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for s in batch
+        ]
+        inputs = processor(text=texts, images=images, padding=True, return_tensors="pt").to(device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=spec["max_new_tokens"], do_sample=False, num_beams=1)
+        decoded = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        if cuda:
+            torch.cuda.synchronize()
+        latencies.append(time.perf_counter() - t0)
+        answers.update({s.id: text.strip() for s, text in zip(batch, decoded)})
+    return {
+        "load_s": load_s,
+        "latencies": latencies,
+        "answers": answers,
+        "inner_wall_s": time.perf_counter() - started,
+    }
+
+
+def run_bare(spec_path: Path) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--bare-child", str(spec_path)], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"bare loop failed:\n{done.stderr[-3000:]}")
+    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def harness_batches(run: PytestRun) -> list[list[str]]:
+    """The harness's batches as sample ids, in the order it generated them and the dataset's order within."""
+    order = {line_id: i for i, line_id in enumerate(json.loads(line)["id"] for line in DEMO_VQA.open())}
+    by_batch: dict[str, list[str]] = {}
+    for r in run.records():
+        by_batch.setdefault(r.batch_id, []).append(r.sample_id)
+    number = {batch_id: int(batch_id.split(":")[2]) for batch_id in by_batch}
+    return [sorted(ids, key=order.__getitem__) for _, ids in sorted(by_batch.items(), key=lambda kv: number[kv[0]])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_option(parser)
+    parser.add_argument("--samples", type=int, default=48, help="demo VQA samples (--limit of the harness run)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the fastest counts")
+    parser.add_argument("--bare-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_child is not None:
+        print(json.dumps(bare_loop(json.loads(args.bare_child.read_text()))))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="omnilmm-overhead-") as tmp:
+        work = Path(tmp)
+        model = resolve_model(args.model_path, work)
+        harness_args = [
+            VQA_TEST, "--model_path", str(model), "--limit", str(args.samples), "--batch-size", str(args.batch_size),
+            "--max-new-tokens", str(args.max_new_tokens), "--no-resume",
+        ]
+        print(f"model: {model}")
+        print(f"harness: pytest {' '.join(harness_args)}")
+        harness: list[PytestRun] = []
+        bare: list[tuple[float, dict[str, Any]]] = []
+        spec_path = work / "bare.json"
+        for i in range(args.repeats):
+            run = run_pytest(harness_args, work / f"results-{i}").check()
+            harness.append(run)
+            if i == 0:
+                spec = {
+                    "model": str(model), "data": str(DEMO_VQA), "batches": harness_batches(run),
+                    "max_new_tokens": args.max_new_tokens,
+                }
+                spec_path.write_text(json.dumps(spec))
+            bare.append(run_bare(spec_path))
+            h_gen = sum(lat for lat, _ in batch_times(run.records()).values())
+            print(
+                f"  round {i + 1}: harness generation {h_gen:.3f} s, end to end {run.wall_s:.2f} s | "
+                f"bare generation {sum(bare[-1][1]['latencies']):.3f} s, end to end {bare[-1][0]:.2f} s"
+            )
+
+    n = sum(len(b) for b in spec["batches"])
+    h_gen = min(sum(lat for lat, _ in batch_times(r.records()).values()) for r in harness)
+    b_gen = min(sum(result["latencies"]) for _, result in bare)
+    h_wall = min(r.wall_s for r in harness)
+    b_wall = min(wall for wall, _ in bare)
+    h_answers = {r.sample_id: r.prediction for r in harness[0].records()}
+    mismatched = sum(1 for sid, text in bare[0][1]["answers"].items() if h_answers.get(sid) != text)
+    ratio = h_gen / b_gen
+    print(f"samples: {n} in {len(spec['batches'])} batches of up to {args.batch_size}, "
+          f"max_new_tokens {args.max_new_tokens}")
+    print(f"generation time  harness {h_gen:.3f} s | bare {b_gen:.3f} s | ratio {ratio:.3f}x | "
+          f"{(h_gen - b_gen) / n * 1000:+.2f} ms/sample ({b_gen / n * 1000:.1f} ms/sample bare)")
+    print(f"end to end       harness {h_wall:.2f} s | bare {b_wall:.2f} s | ratio {h_wall / b_wall:.3f}x | "
+          f"{(h_wall - b_wall) / n * 1000:+.1f} ms/sample (interpreter, imports, collection, reports, files)")
+    print(f"answers that differ between harness and bare loop: {mismatched} of {n}")
+    met = "meets" if ratio <= GOAL else "misses"
+    verdict(
+        f"harness/bare generation time {ratio:.3f}x ({met} the <= {GOAL}x goal), "
+        f"{(h_gen - b_gen) / n * 1000:+.2f} ms/sample; end to end {h_wall / b_wall:.2f}x, "
+        f"{(h_wall - b_wall) / n * 1000:+.0f} ms/sample over {n} samples; {mismatched} answers differ"
+    )
+
+
+if __name__ == "__main__":
+    main()
