@@ -58,9 +58,7 @@ class PytestRun:
     output: str
     peak_rss_mb: float  # of the child process itself (xdist workers are its children and not included)
     run_dir: Path | None
-
-    def records(self) -> list[Record]:
-        return list(read_records(self.run_dir / "records.jsonl")) if self.run_dir is not None else []
+    records: tuple[Record, ...]  # read at once: the run directory is usually temporary
 
     def check(self) -> PytestRun:
         if self.returncode not in (0, 1) or self.run_dir is None:
@@ -88,13 +86,15 @@ def run_pytest(args: Sequence[str], results_dir: Path, env: Mapping[str, str] | 
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     runs = sorted(p for p in results_dir.iterdir() if p.is_dir()) if results_dir.is_dir() else []
+    run_dir = runs[-1] if runs else None
     return PytestRun(
         args=tuple(full),
         wall_s=wall,
         returncode=proc.returncode,
         output=output,
         peak_rss_mb=maxrss_mb(usage.ru_maxrss),
-        run_dir=runs[-1] if runs else None,
+        run_dir=run_dir,
+        records=tuple(read_records(run_dir / "records.jsonl")) if run_dir is not None else (),
     )
 
 

@@ -383,6 +383,11 @@ def _check_model_path(raw: str, explicit: bool, any_ckpt_without_config: bool) -
                 f"--model_path {raw}: is a file; give the base model's directory (with config.json) "
                 "and put fine-tuned weights in --ckpt"
             )
+        config_json = expanded / "config.json"
+        if not os.access(expanded, os.R_OK | os.X_OK) or (
+            os.path.isfile(config_json) and not os.access(config_json, os.R_OK)
+        ):
+            raise ConfigError(f"--model_path {raw}: cannot be read (permission denied); fix its permissions")
         if not (expanded / "config.json").is_file():
             contents = sorted(p.name for p in expanded.iterdir())[:6]
             what = (
@@ -480,6 +485,13 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         results_dir = rootdir / results_dir
     if results_dir.exists() and not results_dir.is_dir():
         raise ConfigError(f"--results-dir {results_dir}: exists and is not a directory; choose another path")
+    # Only a chosen one: with the default, plain unit tests in a read-only checkout must still run.
+    if sources["results_dir"] != "default":
+        existing = next(p for p in (results_dir, *results_dir.parents) if os.path.exists(p))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"--results-dir {results_dir}: {existing} is not writable; give a directory you can write to"
+            )
 
     gate = str(get("gate")).strip().lower()
     if gate not in ("significant", "strict"):
@@ -489,6 +501,10 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
     if baseline is not None and not baseline.is_file():
         raise ConfigError(
             f"--baseline {baseline_raw}: no such file; create one with --save-baseline {baseline_raw}"
+        )
+    if baseline is not None and not os.access(baseline, os.R_OK):
+        raise ConfigError(
+            f"--baseline {baseline_raw}: cannot be read (permission denied); fix its permissions"
         )
     save_baseline = _path_or_none(get("save_baseline"), rootdir)
     if save_baseline is not None and not save_baseline.parent.is_dir():

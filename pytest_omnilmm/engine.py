@@ -161,9 +161,17 @@ class Engine:
     def fingerprint(self, label: str) -> str:
         """The weights' content hash, without loading the model (cached by path+size+mtime)."""
         if label not in self._fingerprints:
+            from .checkpoint import CheckpointError
             from .models import _weights_fingerprint
 
-            self._fingerprints[label] = _weights_fingerprint(self.requests[label])
+            try:
+                self._fingerprints[label] = _weights_fingerprint(self.requests[label])
+            except CheckpointError as exc:
+                # Unreadable weights: this checkpoint's items fail with this one line, not an internal error
+                # (records still get written, with an empty fingerprint that no finished record can match).
+                self._fingerprints[label] = ""
+                self.pool.failures[label] = str(exc)
+                raise ModelUnavailable(f"{label}: {exc}") from None
         return self._fingerprints[label]
 
     def _key(self, task: Task) -> tuple[str, str]:

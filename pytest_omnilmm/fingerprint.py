@@ -1,8 +1,8 @@
 """Content fingerprints of files, with a small on-disk cache so a re-run does not re-hash gigabytes.
 
-A file's sha256 is cached under its resolved path together with (size, mtime_ns, inode); any change of
-these re-hashes it. A fingerprint of several files is the sha256 of their (name, size, sha256) lines in
-name order, so it depends on contents and the names given, never on where the files live.
+A file's sha256 is cached under its resolved path together with (size, mtime_ns, ctime_ns, inode); any
+change of these re-hashes it. A fingerprint of several files is the sha256 of their (name, size, sha256)
+lines in name order, so it depends on contents and the names given, never on where the files live.
 
 The cache is a JSON file (``$PYTEST_OMNILMM_CACHE/hashes.json``, else
 ``${XDG_CACHE_HOME:-~/.cache}/pytest-omnilmm/hashes.json``), read-merged-written atomically so that
@@ -54,11 +54,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _stat_key(st: os.stat_result) -> dict[str, int]:
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+    # ctime too: `cp -p` over a file, or `touch -d` after a rewrite, keeps size, mtime and inode, but no
+    # user can set ctime, so an in-place rewrite is always seen.
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
 class HashCache:
-    """sha256 per file, remembered by (resolved path, size, mtime_ns, inode)."""
+    """sha256 per file, remembered by (resolved path, size, mtime_ns, ctime_ns, inode)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else default_cache_path()

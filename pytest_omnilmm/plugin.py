@@ -403,7 +403,11 @@ def generate(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: Any) -
         try:
             outcome = omnilmm_engine.outcome(_peer_task(item), peers)
         except ModelUnavailable as exc:
-            pytest.fail(str(exc), pytrace=False)
+            unavailable = str(exc)
+        else:
+            unavailable = None
+        if unavailable is not None:  # failed outside the except: pytest would print the line twice, chained
+            pytest.fail(unavailable, pytrace=False)
         state.outcome = outcome
         if outcome.generated.error is not None:
             pytest.fail(outcome.generated.error, pytrace=False)

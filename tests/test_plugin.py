@@ -14,6 +14,8 @@ import pytest
 
 from pytest_omnilmm.records import read_records
 
+from .conftest import EVAL_MODULE, write_jsonl_dataset
+
 
 def run_dir(project: pytest.Pytester) -> Path:
     runs = sorted((project.path / ".omnilmm-results").iterdir())
@@ -181,3 +183,31 @@ def test_pickle_with_code_is_refused_and_not_run(eval_project: pytest.Pytester, 
     assert result.ret != 0
     output = result.stdout.str() + result.stderr.str()
     assert "safetensors" in output and "code" in output
+
+
+def test_broken_image_fails_only_its_sample_and_lf_reruns_it(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    (eval_project.path / "images" / "2.png").write_bytes(b"not a png at all")
+    args = ["--model_path", str(tiny_model), "--max-new-tokens", "2"]
+    result = eval_project.runpytest(*args)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*_ test_tiny[[]base-s2[]] _*", "image */images/2.png cannot be decoded*"]
+    )
+    records = {r.sample_id: r for r in records_of(eval_project)}
+    assert records["s2"].error is not None and "cannot be decoded" in records["s2"].error
+    rerun = eval_project.runpytest(*args, "--lf")
+    rerun.assert_outcomes(failed=1)  # only the failed sample ran again
+
+
+def test_text_only_sample_batches_with_image_samples(pytester: pytest.Pytester, tiny_model: Path) -> None:
+    path = write_jsonl_dataset(pytester.path, n=3)
+    path.write_text(
+        path.read_text() + json.dumps({"id": "t0", "question": "one plus one?", "answers": ["2"]}) + "\n"
+    )
+    pytester.makepyfile(test_tiny_eval=EVAL_MODULE)
+    pytester.makeini("[pytest]\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n")
+    pytester.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2").assert_outcomes(passed=4)
+    records = {r.sample_id: r for r in records_of(pytester)}
+    assert records["t0"].batch_size == 4 and records["t0"].error is None
