@@ -19,7 +19,7 @@ GENERATE_METHODS = ("chat", "interleave")
 GENERATE_ALIASES = {"old": "chat"}
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 DEFAULT_RESULTS_DIR = ".omnilmm-results"
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default: 0.25 GB of RGB, twice that is an error.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default (0.25 GB of RGB); above it a sample fails.
 AUTO_BATCH_START = 16
 
 

@@ -273,6 +273,12 @@ def pytest_collection_modifyitems(
     # Checkpoint-major order: each checkpoint's model is loaded once per process.
     rank = {c.label: i for i, c in enumerate(cfg.checkpoints)}
     items.sort(key=lambda it: rank.get(_label(it), -1))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Batches are planned on the final item list (after -k, --lf, --shard and every other filter)."""
+    cfg = session.config.stash[CONFIG_KEY]
+    items = session.items
     units = plan_units([it.nodeid for it in items], cfg.batch_size)
     groups: dict[int, list[pytest.Item]] = {}
     for item, unit in zip(items, units, strict=True):
@@ -480,7 +486,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.stash.get(STATE_KEY, None)
     if state is None or not _is_eval_item(item):
         return report
-    if call.when == "call" or (call.when == "setup" and report.failed):
+    if (call.when == "call" and not report.skipped) or (call.when == "setup" and report.failed):
         engine = getattr(item, "funcargs", {}).get("omnilmm_engine")
         if engine is None:
             return report

@@ -65,18 +65,26 @@ class ImageRef:
     def load(self) -> Image:
         """Decode to an RGB PIL image, fully, so a truncated file fails here and not later."""
         import io
+        import re
 
         from PIL import Image as PILImage
 
         data = self.read_bytes()
         where = str(self.path) if self.path is not None else self.origin
+        limit = PILImage.MAX_IMAGE_PIXELS
         try:
             with PILImage.open(io.BytesIO(data)) as img:
+                # PIL itself only warns below twice its limit; the limit the user set is the limit.
+                if limit is not None and img.width * img.height > limit:
+                    raise PILImage.DecompressionBombError(f"{img.width * img.height} pixels")
                 img.load()
                 return img.convert("RGB")
         except PILImage.DecompressionBombError as exc:
+            found = re.search(r"\d+ pixels", str(exc))
+            size = found.group(0) if found else "too many pixels"
             raise SampleError(
-                f"image {where} is larger than the pixel limit ({exc}); raise it with --max-image-pixels"
+                f"image {where} has {size}, over the limit of {limit} (a decompression-bomb guard); "
+                "raise it with --max-image-pixels if you trust the file"
             ) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise SampleError(f"image {where} cannot be decoded: {exc}") from None

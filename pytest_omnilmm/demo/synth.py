@@ -233,14 +233,17 @@ def render(spec: ImageSpec) -> Image:
 # ---------------------------------------------------------------- random specs
 
 
-def _shape(rng: random.Random, cell: int, kind: str | None = None, colour: str | None = None) -> Shape:
+def _shape(
+    rng: random.Random, cell: int, kind: str | None = None, colour: str | None = None, big: bool = True
+) -> Shape:
+    # Large shapes: a tiny model from scratch finds a shape filling most of its cell far sooner.
     return Shape(
         kind=kind or rng.choice(SHAPES),
         colour=colour or rng.choice(list(COLOURS)),
         cell=cell,
-        size=rng.randint(36, 50),
-        dx=rng.randint(-6, 6),
-        dy=rng.randint(-6, 6),
+        size=rng.randint(58, 68) if big else rng.randint(50, 60),
+        dx=rng.randint(-4, 4),
+        dy=rng.randint(-4, 4),
     )
 
 
@@ -252,13 +255,13 @@ def count_scene(rng: random.Random, count: int) -> ShapeScene:
     # One kind per scene: counting should not be confounded with how much area each kind covers.
     kind = rng.choice(SHAPES)
     cells = sorted(rng.sample(range(GRID * GRID), count))
-    shapes = tuple(_shape(rng, c, kind=kind) for c in cells)
+    shapes = tuple(_shape(rng, c, kind=kind, big=False) for c in cells)
     return ShapeScene(shapes, rng.randrange(len(BACKGROUNDS)))
 
 
 def word_card(rng: random.Random, word: str) -> WordCard:
     text = rng.choice((word, word.upper(), word.capitalize()))
-    size = rng.randint(40, 54)
+    size = rng.randint(46, 58)
     width = int(_font(size).getlength(text))  # type: ignore[attr-defined]
     return WordCard(
         text=text,

@@ -41,12 +41,12 @@ ANSWER_END = "<|im_end|>"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 32
+    steps: int = 4000
+    batch_size: int = 16
     lr: float = 2e-3
     warmup: int = 100
     weight_decay: float = 0.01
-    early_step: int = 500
+    early_step: int = 600
     eval_every: int = 500  # quick progress evals on a slice of the eval split; 0 = never
     seed: int = TRAIN_SEED
     eval_seed: int = EVAL_SEED

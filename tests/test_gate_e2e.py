@@ -1,0 +1,68 @@
+"""The regression gate end to end, on the bundled demo model and its early / final checkpoints.
+
+These are real evals (the trained demo weights on the bundled demo data), not stored numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "pytest_omnilmm" / "demo"
+EARLY = DEMO / "checkpoints" / "early.safetensors"
+FINAL = DEMO / "checkpoints" / "final.safetensors"
+# A quick slice of the demo evals: enough samples for the early checkpoint's drop to be significant.
+SLICE = ["test_vqa.py::test_demo_vqa", "test_multiple_choice.py::test_demo_mcq", "--limit", "60"]
+
+
+@pytest.fixture
+def demo_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    shutil.copytree(REPO / "evals", pytester.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    pytester.makeini("[pytest]\nfilterwarnings = ignore::pytest.PytestAssertRewriteWarning\n")
+    return pytester
+
+
+def _summary(project: pytest.Pytester) -> dict:
+    run = sorted((project.path / ".omnilmm-results").iterdir())[-1]
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_final_checkpoint_beats_early_and_gate_catches_it(demo_project: pytest.Pytester) -> None:
+    save = demo_project.runpytest(*SLICE, "--ckpt", str(FINAL), "--save-baseline", "final.json")
+    assert save.ret == pytest.ExitCode.OK
+    assert (demo_project.path / "final.json").is_file()
+    final_rows = {r["dataset"]: r for r in _summary(demo_project)["results"]}
+
+    same = demo_project.runpytest(*SLICE, "--ckpt", str(FINAL), "--baseline", "final.json")
+    assert same.ret == pytest.ExitCode.OK
+    same.stdout.fnmatch_lines(["*demo_vqa*pass*"])
+
+    worse = demo_project.runpytest(*SLICE, "--ckpt", str(EARLY), "--baseline", "final.json")
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    early_rows = {r["dataset"]: r for r in _summary(demo_project)["results"]}
+    out = worse.stdout.str()
+    assert "demo_vqa" in out and "FAIL" in out.upper()
+    worse.stdout.fnmatch_lines(["*flipped*"])
+    # with CIs: the final checkpoint is better, and not by noise
+    for name in ("demo_vqa", "demo_mcq"):
+        assert final_rows[name]["mean"] > early_rows[name]["mean"]
+    assert final_rows["demo_vqa"]["ci_low"] > early_rows["demo_vqa"]["ci_high"]
+
+
+def test_empty_or_mismatched_baseline_fails_closed(demo_project: pytest.Pytester) -> None:
+    (demo_project.path / "empty.json").write_text("")
+    empty = demo_project.runpytest(*SLICE[:1], "--limit", "8", "--baseline", "empty.json")
+    assert empty.ret == pytest.ExitCode.TESTS_FAILED
+    empty.stdout.fnmatch_lines(["omnilmm gate: FAILED: *empty.json*"])
+
+    demo_project.runpytest(*SLICE[:1], "--limit", "8", "--save-baseline", "b.json")
+    other = demo_project.runpytest(*SLICE[:1], "--limit", "8", "--baseline", "b.json", "--metric-flavor", "omnilmm")
+    assert other.ret == pytest.ExitCode.TESTS_FAILED
+    other.stdout.fnmatch_lines(["*flavour*vlmevalkit*omnilmm*"])
+    changed = demo_project.runpytest(*SLICE[:1], "--limit", "8", "--baseline", "b.json", "--max-new-tokens", "5")
+    assert changed.ret == pytest.ExitCode.TESTS_FAILED
+    changed.stdout.fnmatch_lines(["*max_new_tokens*"])
