@@ -320,36 +320,19 @@ class Engine:
         notes = [n for n in notes if n]
         if notes:
             loaded_info["notes"] = notes
-        if outcome is None:
-            key, sample_hash = self._key(task)
-            return Record(
-                sample_id=task.sample.id,
-                dataset=dataset,
-                checkpoint=task.label,
-                checkpoint_path=str(request.ckpt or ""),
-                fingerprint=self.fingerprint(task.label),
-                key=key,
-                sample_hash=sample_hash,
-                settings_hash=self.settings_hash,
-                prediction=None,
-                references=list(task.sample.references),
-                scores=scores,
-                metric=metric,
-                metric_flavor=flavor or self.config.metric_flavor,
-                group=task.sample.group,
-                category=task.sample.category,
-                error=error,
-                worker=self.worker,
-                generate_method=self.config.generate_method,
-                extra=loaded_info,
-            )
+        if outcome is None:  # failed before generation (unreadable image, model not loaded, ...)
+            try:
+                key, sample_hash = self._key(task)
+            except Exception:  # the fingerprint itself may be what failed (a vanished checkpoint)
+                key, sample_hash = "", ""
+            outcome = Outcome(Generated(None), key, sample_hash, 0.0, "", 1)
         gen = outcome.generated
         return Record(
             sample_id=task.sample.id,
             dataset=dataset,
             checkpoint=task.label,
             checkpoint_path=str(request.ckpt or ""),
-            fingerprint=self.fingerprint(task.label),
+            fingerprint=self._safe_fingerprint(task.label),
             key=outcome.key,
             sample_hash=outcome.sample_hash,
             settings_hash=self.settings_hash,
@@ -371,6 +354,12 @@ class Engine:
             resumed=outcome.resumed is not None,
             extra=loaded_info,
         )
+
+    def _safe_fingerprint(self, label: str) -> str:
+        try:
+            return self.fingerprint(label)
+        except Exception:
+            return ""
 
     def write(self, record: Record) -> None:
         if self.writer is not None:

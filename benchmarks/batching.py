@@ -1,0 +1,154 @@
+"""Samples/s at batch 1, 4 and 8 on the same samples, and whether batching changes any answer.
+
+    python benchmarks/batching.py [--model-path DIR] [--samples 32] [--max-new-tokens 16] [--repeats 2]
+
+Generation goes through the plugin's own ``models.load_model`` and ``models.generate_batch`` (left padding,
+greedy), on the first ``--samples`` samples of the bundled demo VQA set. Batch sizes alternate within each
+repeat so a load spike on the shared machine does not favour one of them; each size's fastest repeat counts.
+
+When batch 8 falls short of 3x batch 1, the script measures why: what one decode step costs at batch 8
+against batch 1 (on a CPU the matrix products are already compute-bound at batch 1, so a step at batch 8
+costs several times more), how much of a batch is spent outside the model (image decoding, the processor),
+and how many decode steps are padding (a batch runs until its longest answer ends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _common import DEMO_VQA, add_model_option, resolve_model, verdict
+
+GOAL = 3.0
+
+
+def run_all(loaded: Any, parts: Sequence[Any], batch: int, settings: Any) -> tuple[float, list[Any]]:
+    from pytest_omnilmm.models import generate_batch
+
+    started = time.perf_counter()
+    answers: list[Any] = []
+    for start in range(0, len(parts), batch):
+        answers.extend(generate_batch(loaded, parts[start : start + batch], settings))
+    return time.perf_counter() - started, answers
+
+
+def step_costs(loaded: Any, parts: Sequence[Any], batch: int, tokens: int) -> dict[str, float]:
+    """Seconds of preprocessing, of prefill, and of one decode step, for one batch of ``batch`` samples."""
+    import torch
+
+    from pytest_omnilmm.generation import build_messages, images_in_order
+
+    processor, model = loaded.processor, loaded.model
+    chosen = list(parts[:batch])
+
+    def prepare() -> Any:
+        images = [[ref.load() for ref in images_in_order(p, "chat")] for p in chosen]
+        texts = [
+            processor.apply_chat_template(build_messages(p, "chat"), add_generation_prompt=True, tokenize=False)
+            for p in chosen
+        ]
+        return processor(text=texts, images=images, padding=True, return_tensors="pt").to(loaded.device)
+
+    def best(fn: Any, repeats: int = 3) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    inputs = prepare()
+
+    def generate(n: int) -> None:
+        with torch.inference_mode():
+            model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
+
+    prep = best(prepare)
+    prefill = best(lambda: generate(1))
+    full = best(lambda: generate(tokens))
+    return {"prep": prep, "prefill": prefill, "step": (full - prefill) / (tokens - 1)}
+
+
+def padded_steps(answers: Sequence[Any], batch: int) -> float:
+    """Fraction of row-steps in batched decoding that produce nothing (rows already finished)."""
+    useful = total = 0
+    for start in range(0, len(answers), batch):
+        lengths = [max(1, a.generated_tokens) for a in answers[start : start + batch]]
+        useful += sum(lengths)
+        total += max(lengths) * len(lengths)
+    return 1 - useful / total if total else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_option(parser)
+    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--sizes", default="1,4,8", help="batch sizes, comma separated; the first is the reference")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import torch
+
+    from pytest_omnilmm.datasets import load_dataset
+    from pytest_omnilmm.generation import default_prompt
+    from pytest_omnilmm.models import GenerationSettings, ModelRequest, load_model
+
+    with tempfile.TemporaryDirectory(prefix="omnilmm-batching-") as tmp:
+        model = resolve_model(args.model_path, Path(tmp))
+        request = ModelRequest("base", str(model), None, False, "auto", "auto", False, False)
+        loaded = load_model(request)
+    samples = load_dataset(DEMO_VQA, name="demo_vqa")[: args.samples]
+    parts = [default_prompt(s) for s in samples]
+    settings = GenerationSettings("chat", args.max_new_tokens, 1)
+    print(f"model: {model} | {loaded.device_name} {loaded.dtype} | torch threads {torch.get_num_threads()}")
+    print(f"samples: {len(parts)} of {DEMO_VQA.name}, max_new_tokens {args.max_new_tokens}, "
+          f"{args.repeats} repeats, fastest counts")
+
+    run_all(loaded, parts[: max(sizes)], max(sizes), settings)  # warm-up: first-call costs favour no size
+    times: dict[int, list[float]] = {b: [] for b in sizes}
+    answers: dict[int, list[Any]] = {}
+    for _ in range(args.repeats):
+        for b in sizes:
+            elapsed, answers[b] = run_all(loaded, parts, b, settings)
+            times[b].append(elapsed)
+
+    ref = sizes[0]
+    rate = {b: len(parts) / min(times[b]) for b in sizes}
+    texts = {b: [a.prediction for a in answers[b]] for b in sizes}
+    for b in sizes:
+        diff = sum(1 for x, y in zip(texts[b], texts[ref]) if x != y)
+        print(f"batch {b:>2}: {rate[b]:7.2f} samples/s ({rate[b] / rate[ref]:.2f}x batch {ref}) | "
+              f"runs {', '.join(f'{t:.2f}' for t in times[b])} s | {diff} of {len(parts)} answers differ "
+              f"from batch {ref} | padding {padded_steps(answers[b], b):.0%} of decode row-steps")
+
+    top = max(sizes)
+    speedup = rate[top] / rate[ref]
+    diffs = sum(1 for x, y in zip(texts[top], texts[ref]) if x != y)
+    if speedup >= GOAL:
+        verdict(f"batch {top} is {speedup:.2f}x batch {ref} samples/s ({rate[top]:.1f} vs {rate[ref]:.1f}; goal "
+                f">= {GOAL}x); {diffs} of {len(parts)} answers differ from batch {ref}")
+        return
+    one = step_costs(loaded, parts, ref, args.max_new_tokens)
+    many = step_costs(loaded, parts, top, args.max_new_tokens)
+    print(f"why: batch {ref}: prep {one['prep'] * 1000:.1f} ms, prefill {one['prefill'] * 1000:.1f} ms, "
+          f"decode step {one['step'] * 1000:.2f} ms | batch {top}: prep {many['prep'] * 1000:.1f} ms, "
+          f"prefill {many['prefill'] * 1000:.1f} ms, decode step {many['step'] * 1000:.2f} ms")
+    step_ratio = many["step"] / one["step"]
+    prefill_ratio = many["prefill"] / one["prefill"]
+    verdict(
+        f"batch {top} is {speedup:.2f}x batch {ref} samples/s ({rate[top]:.1f} vs {rate[ref]:.1f}), short of "
+        f"{GOAL}x: on {loaded.device_name} a decode step at batch {top} costs {step_ratio:.1f}x one at batch "
+        f"{ref} and prefill {prefill_ratio:.1f}x (ideal {top}x would mean no gain), "
+        f"{padded_steps(answers[top], top):.0%} of batch-{top} decode row-steps are padding; "
+        f"{diffs} of {len(parts)} answers differ from batch {ref}"
+    )
+
+
+if __name__ == "__main__":
+    main()
