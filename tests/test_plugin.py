@@ -93,27 +93,33 @@ def test_empty_ckpt_is_no_ckpt_and_old_is_chat(eval_project: pytest.Pytester, ti
 
 
 def test_sweep_loads_each_checkpoint_once(eval_project: pytest.Pytester, tiny_model: Path) -> None:
-    import torch
     from safetensors.torch import load_file, save_file
 
     weights = load_file(str(tiny_model / "model.safetensors"))
-    a, b = eval_project.path / "a.safetensors", eval_project.path / "b.safetensors"
-    save_file(weights, str(a))
-    save_file({k: (v + 0.01 if v.is_floating_point() else v) for k, v in weights.items()}, str(b))
-    result = eval_project.runpytest(
-        "--model_path", str(tiny_model), "--ckpt", str(a), "--ckpt", str(b), "--max-new-tokens", "3", "-v"
-    )
-    result.assert_outcomes(passed=12)
-    result.stdout.fnmatch_lines(["*test_tiny?ckpt0-s0?*PASSED*", "*test_tiny?ckpt1-s5?*PASSED*"])
+    paths = []
+    for i in range(3):
+        path = eval_project.path / f"step{i}.safetensors"
+        save_file({k: (v + 0.01 * i if v.is_floating_point() else v) for k, v in weights.items()}, str(path))
+        paths.append(path)
+    args = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "-v"]
+    for path in paths:
+        args += ["--ckpt", str(path)]
+    result = eval_project.runpytest(*args)
+    result.assert_outcomes(passed=18)
+    result.stdout.fnmatch_lines(["*test_tiny?ckpt0-s0?*PASSED*", "*test_tiny?ckpt2-s5?*PASSED*"])
+    result.stdout.fnmatch_lines(["omnilmm [[]ckpt1[]] *step1.safetensors*replaced 84/84 tensors*"])
     records = records_of(eval_project)
     by_label: dict[str, list] = {}
     for r in records:
         by_label.setdefault(r.checkpoint, []).append(r)
-    assert set(by_label) == {"ckpt0", "ckpt1"}
+    assert set(by_label) == {"ckpt0", "ckpt1", "ckpt2"}
     for recs in by_label.values():
         assert {r.extra["model_loads"] for r in recs} == {1}
-    assert by_label["ckpt0"][0].fingerprint != by_label["ckpt1"][0].fingerprint
-    del torch
+    assert len({recs[0].fingerprint for recs in by_label.values()}) == 3
+    # a sweep draws metric vs checkpoint (with CI bands) next to report.md
+    run = run_dir(eval_project)
+    assert (run / "metric_vs_checkpoint.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ckpt2" in (run / "report.md").read_text()
 
 
 def test_k_selects_one_sample(eval_project: pytest.Pytester, tiny_model: Path) -> None:

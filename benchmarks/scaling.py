@@ -1,0 +1,72 @@
+"""``pytest evals/ -n 0`` against ``-n 2``: wall time, torch threads per worker, identical answers.
+
+    python benchmarks/scaling.py [--model-path DIR] [--limit 16] [--max-new-tokens 16] [--workers 2]
+
+Both runs evaluate the same seeded ``--limit`` subset of every bundled eval dataset with ``--no-resume``,
+each into its own results directory, with ``--benchmark-skip`` (the pytest-benchmark speed test runs only
+without xdist, so keeping it would time different work). With xdist the plugin sets each worker's torch
+threads to cores // workers, so two workers do not fight over the cores; the thread count each worker used
+is read back from its records (``device_name``), not assumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from _common import add_model_option, batch_times, differing, predictions, resolve_model, run_pytest, verdict
+
+_THREADS = re.compile(r"(\d+) threads")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_option(parser)
+    parser.add_argument("--limit", type=int, default=16, help="samples per dataset")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="omnilmm-scaling-") as tmp:
+        work = Path(tmp)
+        model = resolve_model(args.model_path, work)
+        common = [
+            "evals/", "--model_path", str(model), "--limit", str(args.limit), "--max-new-tokens",
+            str(args.max_new_tokens), "--batch-size", str(args.batch_size), "--no-resume", "--benchmark-skip",
+        ]
+        print(f"model: {model} | {os.cpu_count()} cores | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+        print(f"command: pytest {' '.join(common)} -n 0 | -n {args.workers}")
+        single = run_pytest([*common, "-n", "0"], work / "single").check()
+        multi = run_pytest([*common, "-n", str(args.workers)], work / "multi").check()
+
+    rows = []
+    for name, run in (("-n 0", single), (f"-n {args.workers}", multi)):
+        threads: dict[str, set[int]] = defaultdict(set)
+        for r in run.records:
+            match = _THREADS.search(str(r.extra.get("device_name", "")))
+            if match:
+                threads[r.worker].add(int(match.group(1)))
+        busy = sum(lat for lat, _ in batch_times(run.records).values())
+        per_worker = ", ".join(f"{w}: {'/'.join(map(str, sorted(t)))}" for w, t in sorted(threads.items()))
+        print(f"{name:>5}: wall {run.wall_s:6.1f} s | {len(run.records)} samples | generation {busy:6.1f} s "
+              f"(summed over workers) | torch threads {per_worker or '-'} | exit {run.returncode}")
+        rows.append(threads)
+    diff = differing(predictions(single.records), predictions(multi.records))
+    speedup = single.wall_s / multi.wall_s
+    worker_threads = sorted({t for ts in rows[1].values() for t in ts})
+    expected = max(1, (os.cpu_count() or 1) // args.workers)
+    split = "as set by the plugin" if worker_threads == [expected] else f"expected {expected}"
+    verdict(
+        f"-n {args.workers} wall {multi.wall_s:.1f} s vs -n 0 {single.wall_s:.1f} s = {speedup:.2f}x speed-up on "
+        f"{os.cpu_count()} cores; torch threads per worker {'/'.join(map(str, worker_threads)) or '?'} ({split}); "
+        f"{diff} of {len(single.records)} answers differ"
+    )
+
+
+if __name__ == "__main__":
+    main()
