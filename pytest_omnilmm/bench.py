@@ -23,6 +23,7 @@ class PerfStats:
     p50_latency_s: float
     p90_latency_s: float
     p99_latency_s: float
+    p50_ttft_s: float  # time to first token (NaN where generation could not stream)
     samples_per_s: float
     tokens_per_s: float
     peak_memory_mb: float
@@ -72,6 +73,9 @@ def perf_stats(records: Sequence[Record]) -> PerfStats:
         p50_latency_s=percentile(latencies, 50),
         p90_latency_s=percentile(latencies, 90),
         p99_latency_s=percentile(latencies, 99),
+        p50_ttft_s=percentile(
+            [float(r.extra["ttft_s"]) for r in timed if r.extra.get("ttft_s") is not None], 50
+        ),
         samples_per_s=(len(timed) / busy) if busy > 0 else math.nan,
         tokens_per_s=(tokens / busy) if busy > 0 else math.nan,
         peak_memory_mb=max(memory) if memory else math.nan,

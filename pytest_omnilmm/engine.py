@@ -352,7 +352,7 @@ class Engine:
             worker=self.worker,
             generate_method=self.config.generate_method,
             resumed=outcome.resumed is not None,
-            extra=loaded_info,
+            extra={**loaded_info, **({"ttft_s": gen.ttft_s} if gen.ttft_s is not None else {})},
         )
 
     def _safe_fingerprint(self, label: str) -> str:

@@ -65,12 +65,34 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Generated:
-    """One sample's output of a batch call. ``error`` set means only this sample failed."""
+    """One sample's output of a batch call. ``error`` set means only this sample failed.
+
+    ``ttft_s``: seconds from the start of the call (preprocessing included) to the first generated token,
+    as the streamer interface sees it; None where generation cannot stream (beam search, legacy chat).
+    """
 
     prediction: str | None
     prompt_tokens: int = 0
     generated_tokens: int = 0
     error: str | None = None
+    ttft_s: float | None = None
+
+
+class FirstTokenClock:
+    """A generate() streamer that notes when the first new token arrives (its first put is the prompt)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.puts = 0
+        self.ttft_s: float | None = None
+
+    def put(self, value: Any) -> None:
+        self.puts += 1
+        if self.puts == 2:
+            self.ttft_s = time.perf_counter() - self.started
+
+    def end(self) -> None:
+        pass
 
 
 def resolve_device(device: str) -> str:
@@ -264,6 +286,7 @@ def _generate_native(
 ) -> list[Generated]:
     import torch
 
+    started = time.perf_counter()
     processor = loaded.processor
     texts = [
         processor.apply_chat_template(
@@ -277,13 +300,16 @@ def _generate_native(
     inputs = processor(**kwargs).to(loaded.device)
     if "pixel_values" in inputs and loaded.dtype != "float32":
         inputs["pixel_values"] = inputs["pixel_values"].to(loaded.model.dtype)
+    clock = FirstTokenClock(started) if settings.num_beams == 1 else None
     with torch.inference_mode():
         out = loaded.model.generate(
             **inputs,
             max_new_tokens=settings.max_new_tokens,
             num_beams=settings.num_beams,
             do_sample=False,
+            streamer=clock,
         )
+    ttft = clock.ttft_s if clock is not None else None
     prompt_len = inputs["input_ids"].shape[1]
     new_tokens = out[:, prompt_len:]
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -296,7 +322,7 @@ def _generate_native(
                 break
             kept.append(tok)
         text = tokenizer.decode(kept, skip_special_tokens=True).strip()
-        results.append(Generated(text, prompt_tokens=int(mask), generated_tokens=len(kept)))
+        results.append(Generated(text, prompt_tokens=int(mask), generated_tokens=len(kept), ttft_s=ttft))
     return results
 
 
