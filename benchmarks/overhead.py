@@ -48,6 +48,7 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from pytest_omnilmm.datasets import load_dataset
+    from pytest_omnilmm.sample import Text
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -58,6 +59,11 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
     processor.tokenizer.padding_side = "left"
     load_s = time.perf_counter() - load_started
     samples = {s.id: s for s in load_dataset(Path(spec["data"]), name="demo_vqa")}
+
+    def texts_of(sample: Any) -> list[dict[str, str]]:
+        # The ``chat`` method's order: every image first, then each text part as it stands.
+        return [{"type": "text", "text": p.text} for p in sample.parts if isinstance(p, Text) and p.text]
+
     latencies: list[float] = []
     answers: dict[str, str] = {}
     for batch_ids in spec["batches"]:
@@ -66,7 +72,7 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
         images = [[Image.open(ref.path).convert("RGB") for ref in s.images] for s in batch]
         texts = [
             processor.apply_chat_template(
-                [{"role": "user", "content": [*({"type": "image"} for _ in s.images), {"type": "text", "text": s.text}]}],
+                [{"role": "user", "content": [*({"type": "image"} for _ in s.images), *texts_of(s)]}],
                 add_generation_prompt=True,
                 tokenize=False,
             )

@@ -269,7 +269,11 @@ class Engine:
                 raise
             self._after_oom(loaded)
             if len(chunk) == 1:
-                results = [Generated(None, error=f"out of memory at batch size 1 on {loaded.device_name}")]
+                error = (
+                    f"out of memory at batch size 1 on {loaded.device_name}: this sample alone does not fit; "
+                    "try a smaller --max-new-tokens or --dtype bfloat16, or a device with more memory"
+                )
+                results = [Generated(None, error=error)]
             else:
                 half = (len(chunk) + 1) // 2
                 if self.config.auto_batch:

@@ -135,11 +135,16 @@ def load_json_document(path: Path) -> Any:
 def data_list(path: Path, document: Any, what: str) -> list[Any]:
     """The ``data`` list of a TextVQA / DocVQA annotation file."""
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        got = type(document).__name__ if not isinstance(document, dict) else f"keys {sorted(document)[:8]}"
+        if not isinstance(document, dict):
+            got = type(document).__name__
+        elif "data" in document:  # there, but not a list: naming the keys alone would puzzle
+            got = f"'data' as {type(document['data']).__name__}"
+        else:
+            got = f"keys {sorted(document)[:8]}"
         raise DatasetError(
             path,
             f"expected an object with a 'data' list (a {what} annotation file), got {got}; "
-            "check --data-format or the file",
+            "check the file, or the format= of its @pytest.mark.dataset",
         )
     return document["data"]
 

@@ -48,13 +48,22 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=defaults.batch_size, help=f"default: {defaults.batch_size}"
     )
     train.add_argument("--seed", type=int, default=TRAIN_SEED, help=f"training seed (default: {TRAIN_SEED})")
-    train.add_argument("--threads", type=int, default=defaults.threads, help=f"torch CPU threads (default: {defaults.threads})")
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        # One thread: on a shared 2-core machine two threads spent most of their time waiting on each other.
+        help=f"torch CPU threads (default: {defaults.threads})",
+    )
     train.add_argument(
         "--eval-every", type=int, default=defaults.eval_every, help="progress eval interval in steps; 0 = off"
     )
-    score = sub.add_parser("score", help="re-measure a trained folder's checkpoints; rewrites its manifest")
-    score.add_argument("out", type=Path, help="a folder written by `train` (model/, checkpoints/, manifest.json)")
     train.add_argument("--resume", action="store_true", help="continue a killed run from DIR/resume.pt")
+
+    score = sub.add_parser("score", help="re-measure a trained folder's checkpoints; rewrites its manifest")
+    score.add_argument(
+        "out", type=Path, help="a folder written by `train` (model/, checkpoints/, manifest.json)"
+    )
     return parser
 
 

@@ -1,0 +1,126 @@
+"""The pytest-benchmark bridge (``evals/test_speed.py``): JSON with role ids and extra_info, comparison of a
+new checkpoint against the saved one, and the one-line note that replaces it under xdist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_omnilmm.records import read_records
+
+EVALS = Path(__file__).resolve().parents[1] / "evals"
+PROBE = 8
+
+
+@pytest.fixture
+def speed_project(eval_project: pytest.Pytester) -> pytest.Pytester:
+    """``eval_project`` (6 samples) plus the bundled speed test, its conftest and its probe data."""
+    shutil.copy(EVALS / "test_speed.py", eval_project.path / "test_speed.py")
+    shutil.copy(EVALS / "conftest.py", eval_project.path / "conftest.py")
+    lines = (EVALS / "data" / "demo_vqa.jsonl").read_text(encoding="utf-8").splitlines()[:PROBE]
+    data = eval_project.path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "demo_vqa.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for line in lines:
+        row = json.loads(line)
+        for name in [row.get("image"), *(row.get("images") or [])]:
+            if name:
+                shutil.copy(EVALS / "data" / name, data / name)
+    return eval_project
+
+
+@pytest.fixture
+def two_checkpoints(tiny_model: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two full checkpoints of the tiny model with different weights (so different fingerprints)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tiny_model / "model.safetensors"))
+    paths = []
+    for i in range(2):
+        changed = {k: (v * (1 + 0.01 * i) if k.endswith("norm.weight") else v) for k, v in weights.items()}
+        path = tmp_path / f"step{i}.safetensors"
+        save_file(changed, str(path))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
+    speed_project: pytest.Pytester, tiny_model: Path, two_checkpoints: tuple[Path, Path]
+) -> None:
+    import torch
+    import transformers
+
+    a, b = two_checkpoints
+    out = speed_project.path / "speed.json"
+    result = speed_project.runpytest(
+        "--model_path", str(tiny_model), "--ckpt", str(a), "--ckpt", str(b), "--max-new-tokens", "3",
+        "--no-resume", "--benchmark-json", str(out), "--benchmark-save", "first", "-v",
+    )
+    result.assert_outcomes(passed=2 * 6 + 2)
+    data = json.loads(out.read_text())
+    by_name = {bench["name"]: bench for bench in data["benchmarks"]}
+    assert set(by_name) == {"test_generation_speed[ckpt0]", "test_generation_speed[ckpt1]"}
+    for label, path in (("ckpt0", a), ("ckpt1", b)):
+        bench = by_name[f"test_generation_speed[{label}]"]
+        info = bench["extra_info"]
+        assert info["checkpoint_role"] == label
+        assert info["checkpoint_path"] == str(path)
+        assert len(info["fingerprint"]) == 64
+        assert info["batch_size"] == 8 and info["probe_samples"] == PROBE and info["max_new_tokens"] == 3
+        assert info["generated_tokens"] > 0 and info["tokens_per_s"] > 0 and info["samples_per_s"] > 0
+        assert bench["stats"]["rounds"] == 3 and bench["stats"]["min"] > 0
+    assert by_name["test_generation_speed[ckpt0]"]["extra_info"]["fingerprint"] != (
+        by_name["test_generation_speed[ckpt1]"]["extra_info"]["fingerprint"]
+    )
+    machine = data["machine_info"]
+    assert machine["torch_version"] == torch.__version__
+    assert machine["transformers_version"] == transformers.__version__
+    assert "gpu" in machine and "cuda_version" in machine
+
+    # Each speed test runs right after its checkpoint's evals, so no checkpoint is loaded twice.
+    order = [line.split(" ")[0].split("::")[-1] for line in result.outlines if " PASSED" in line]
+    assert order.index("test_generation_speed[ckpt0]") == 6
+    assert order.index("test_generation_speed[ckpt1]") == 13
+    run = sorted((speed_project.path / ".omnilmm-results").iterdir())[-1]
+    assert {r.extra["model_loads"] for r in read_records(run / "records.jsonl")} == {1}
+
+    # A new checkpoint in the same role is compared with the saved one, though its path differs.
+    compared = speed_project.runpytest(
+        "--model_path", str(tiny_model), "--ckpt", str(b), "--max-new-tokens", "3", "--no-resume",
+        "--benchmark-compare", "-k", "speed",
+    )
+    compared.assert_outcomes(passed=1)
+    compared.stdout.fnmatch_lines(
+        ["*test_generation_speed[[]ckpt0[]] (0001_first)*", "*test_generation_speed[[]ckpt0[]] (NOW)*"]
+    )
+
+
+def test_under_xdist_the_speed_test_is_skipped_with_one_note(
+    speed_project: pytest.Pytester, tiny_model: Path, two_checkpoints: tuple[Path, Path]
+) -> None:
+    a, b = two_checkpoints
+    out = speed_project.path / "speed.json"
+    result = speed_project.runpytest_subprocess(
+        "--model_path", str(tiny_model), "--ckpt", str(a), "--ckpt", str(b), "--max-new-tokens", "3",
+        "--no-resume", "--benchmark-json", str(out), "-n", "2",
+    )
+    result.assert_outcomes(passed=2 * 6, skipped=2)
+    notes = [line for line in result.outlines if "pytest-benchmark is off under xdist" in line]
+    assert len(notes) == 1, result.stdout.str()
+    assert notes[0].startswith("omnilmm: ") and "summary.json" in notes[0]
+    assert not out.exists()  # pytest-benchmark saved nothing: the plugin's timing is the record
+    run = sorted((speed_project.path / ".omnilmm-results").iterdir())[-1]
+    perf = json.loads((run / "summary.json").read_text())["run_info"]["perf"]
+    assert set(perf) == {"ckpt0", "ckpt1"}
+    assert all(p["samples"] == 6 and p["samples_per_s"] > 0 and p["tokens_per_s"] > 0 for p in perf.values())
+
+
+def test_without_xdist_no_note_is_printed(speed_project: pytest.Pytester, tiny_model: Path) -> None:
+    result = speed_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "2", "--benchmark-disable", "-k", "speed"
+    )
+    result.assert_outcomes(passed=1)
+    assert "pytest-benchmark is off under xdist" not in result.stdout.str()
