@@ -25,8 +25,8 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-path",
         default=None,
-        help=f"model directory to measure (default: the bundled demo model, {DEMO_MODEL_DIR}; a freshly built "
-        "random-weight tiny model when that is missing)",
+        help=f"model directory to measure (default: the bundled demo model, {DEMO_MODEL_DIR}; a freshly "
+        "built random-weight tiny model when that is missing)",
     )
 
 
@@ -42,8 +42,8 @@ def resolve_model(given: str | None, workdir: Path) -> Path:
     from pytest_omnilmm.demo.build import build_tiny_model
 
     print(
-        f"note: the bundled demo model is missing ({DEMO_MODEL_DIR}); measuring a freshly built random-weight "
-        "tiny model instead, so these figures are for that model"
+        f"note: the bundled demo model is missing ({DEMO_MODEL_DIR}); measuring a freshly built "
+        "random-weight tiny model instead, so these figures are for that model"
     )
     return build_tiny_model(workdir / "tiny-model")
 

@@ -48,7 +48,9 @@ def step_costs(loaded: Any, parts: Sequence[Any], batch: int, tokens: int) -> di
     def prepare() -> Any:
         images = [[ref.load() for ref in images_in_order(p, "chat")] for p in chosen]
         texts = [
-            processor.apply_chat_template(build_messages(p, "chat"), add_generation_prompt=True, tokenize=False)
+            processor.apply_chat_template(
+                build_messages(p, "chat"), add_generation_prompt=True, tokenize=False
+            )
             for p in chosen
         ]
         return processor(text=texts, images=images, padding=True, return_tensors="pt").to(loaded.device)
@@ -88,7 +90,9 @@ def main() -> None:
     add_model_option(parser)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--sizes", default="1,4,8", help="batch sizes, comma separated; the first is the reference")
+    parser.add_argument(
+        "--sizes", default="1,4,8", help="batch sizes, comma separated; the first is the reference"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -107,8 +111,10 @@ def main() -> None:
     parts = [default_prompt(s) for s in samples]
     settings = GenerationSettings("chat", args.max_new_tokens, 1)
     print(f"model: {model} | {loaded.device_name} {loaded.dtype} | torch threads {torch.get_num_threads()}")
-    print(f"samples: {len(parts)} of {DEMO_VQA.name}, max_new_tokens {args.max_new_tokens}, "
-          f"{args.repeats} repeats, fastest counts")
+    print(
+        f"samples: {len(parts)} of {DEMO_VQA.name}, max_new_tokens {args.max_new_tokens}, "
+        f"{args.repeats} repeats, fastest counts"
+    )
 
     run_all(loaded, parts[: max(sizes)], max(sizes), settings)  # warm-up: first-call costs favour no size
     times: dict[int, list[float]] = {b: [] for b in sizes}
@@ -122,29 +128,35 @@ def main() -> None:
     rate = {b: len(parts) / min(times[b]) for b in sizes}
     texts = {b: [a.prediction for a in answers[b]] for b in sizes}
     for b in sizes:
-        diff = sum(1 for x, y in zip(texts[b], texts[ref]) if x != y)
-        print(f"batch {b:>2}: {rate[b]:7.2f} samples/s ({rate[b] / rate[ref]:.2f}x batch {ref}) | "
-              f"runs {', '.join(f'{t:.2f}' for t in times[b])} s | {diff} of {len(parts)} answers differ "
-              f"from batch {ref} | padding {padded_steps(answers[b], b):.0%} of decode row-steps")
+        diff = sum(1 for x, y in zip(texts[b], texts[ref], strict=True) if x != y)
+        print(
+            f"batch {b:>2}: {rate[b]:7.2f} samples/s ({rate[b] / rate[ref]:.2f}x batch {ref}) | "
+            f"runs {', '.join(f'{t:.2f}' for t in times[b])} s | {diff} of {len(parts)} answers differ "
+            f"from batch {ref} | padding {padded_steps(answers[b], b):.0%} of decode row-steps"
+        )
 
     top = max(sizes)
     speedup = rate[top] / rate[ref]
-    diffs = sum(1 for x, y in zip(texts[top], texts[ref]) if x != y)
+    diffs = sum(1 for x, y in zip(texts[top], texts[ref], strict=True) if x != y)
     if speedup >= GOAL:
-        verdict(f"batch {top} is {speedup:.2f}x batch {ref} samples/s ({rate[top]:.1f} vs {rate[ref]:.1f}; goal "
-                f">= {GOAL}x); {diffs} of {len(parts)} answers differ from batch {ref}")
+        verdict(
+            f"batch {top} is {speedup:.2f}x batch {ref} samples/s ({rate[top]:.1f} vs {rate[ref]:.1f}; goal "
+            f">= {GOAL}x); {diffs} of {len(parts)} answers differ from batch {ref}"
+        )
         return
     one = step_costs(loaded, parts, ref, args.max_new_tokens)
     many = step_costs(loaded, parts, top, args.max_new_tokens)
-    print(f"why: batch {ref}: prep {one['prep'] * 1000:.1f} ms, prefill {one['prefill'] * 1000:.1f} ms, "
-          f"decode step {one['step'] * 1000:.2f} ms | batch {top}: prep {many['prep'] * 1000:.1f} ms, "
-          f"prefill {many['prefill'] * 1000:.1f} ms, decode step {many['step'] * 1000:.2f} ms")
+    print(
+        f"why: batch {ref}: prep {one['prep'] * 1000:.1f} ms, prefill {one['prefill'] * 1000:.1f} ms, "
+        f"decode step {one['step'] * 1000:.2f} ms | batch {top}: prep {many['prep'] * 1000:.1f} ms, "
+        f"prefill {many['prefill'] * 1000:.1f} ms, decode step {many['step'] * 1000:.2f} ms"
+    )
     step_ratio = many["step"] / one["step"]
     prefill_ratio = many["prefill"] / one["prefill"]
     verdict(
         f"batch {top} is {speedup:.2f}x batch {ref} samples/s ({rate[top]:.1f} vs {rate[ref]:.1f}), short of "
         f"{GOAL}x: on {loaded.device_name} a decode step at batch {top} costs {step_ratio:.1f}x one at batch "
-        f"{ref} and prefill {prefill_ratio:.1f}x (ideal {top}x would mean no gain), "
+        f"{ref} and prefill {prefill_ratio:.1f}x ({top}x would mean batching gains nothing), "
         f"{padded_steps(answers[top], top):.0%} of batch-{top} decode row-steps are padding; "
         f"{diffs} of {len(parts)} answers differ from batch {ref}"
     )

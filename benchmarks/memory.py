@@ -81,15 +81,25 @@ def main() -> None:
             data = write_dataset(work / f"data-{count}", count)
             run = run_pytest(
                 [
-                    VQA_TEST, "--model_path", str(model), "--data", f"demo_vqa={data}", "--no-resume",
-                    "--batch-size", str(args.batch_size), "--max-new-tokens", str(args.max_new_tokens),
+                    VQA_TEST,
+                    "--model_path",
+                    str(model),
+                    "--data",
+                    f"demo_vqa={data}",
+                    "--no-resume",
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--max-new-tokens",
+                    str(args.max_new_tokens),
                 ],
                 work / f"results-{count}",
             ).check()
             runs.append((count, run, plugin_peak_mb(run)))
-            print(f"{count:>6} samples: peak RSS {run.peak_rss_mb:7.1f} MB (plugin's summary.json: "
-                  f"{plugin_peak_mb(run) or float('nan'):.1f} MB) | {len(run.records)} records | "
-                  f"wall {run.wall_s:.1f} s")
+            print(
+                f"{count:>6} samples: peak RSS {run.peak_rss_mb:7.1f} MB (plugin's summary.json: "
+                f"{plugin_peak_mb(run) or float('nan'):.1f} MB) | {len(run.records)} records | "
+                f"wall {run.wall_s:.1f} s"
+            )
 
     (small, small_run, _), (large, large_run, _) = runs
     ratio = large_run.peak_rss_mb / small_run.peak_rss_mb

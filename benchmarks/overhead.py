@@ -12,7 +12,8 @@ with the plugin's ``generate_batch``, so the plugin's own prompt building and de
 measured. Its answers are compared with the harness's to show both did the same work.
 
 The two alternate ``--repeats`` times. Generation time is the sum over batches of each batch's fastest
-round, end to end the fastest run: on a shared machine the minimum is the least disturbed measurement. pytest itself costs about 0.9 ms per test item (DESIGN.md §3).
+round, end to end the fastest run: on a shared machine the minimum is the least disturbed measurement.
+pytest itself costs about 0.9 ms per test item (DESIGN.md §3).
 """
 
 from __future__ import annotations
@@ -82,12 +83,14 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
         with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=spec["max_new_tokens"], do_sample=False, num_beams=1)
+            out = model.generate(
+                **inputs, max_new_tokens=spec["max_new_tokens"], do_sample=False, num_beams=1
+            )
         decoded = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         if cuda:
             torch.cuda.synchronize()
         latencies.append(time.perf_counter() - t0)
-        answers.update({s.id: text.strip() for s, text in zip(batch, decoded)})
+        answers.update({s.id: text.strip() for s, text in zip(batch, decoded, strict=True)})
     return {
         "load_s": load_s,
         "latencies": latencies,
@@ -99,7 +102,10 @@ def bare_loop(spec: dict[str, Any]) -> dict[str, Any]:
 def run_bare(spec_path: Path) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, __file__, "--bare-child", str(spec_path)], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--bare-child", str(spec_path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
@@ -121,18 +127,22 @@ def harness_batches(run: PytestRun) -> list[list[str]]:
 
 
 def harness_latencies(run: PytestRun) -> list[float]:
-    return [lat for _, (lat, _) in sorted(batch_times(run.records).items(), key=lambda kv: _batch_number(kv[0]))]
+    return [
+        lat for _, (lat, _) in sorted(batch_times(run.records).items(), key=lambda kv: _batch_number(kv[0]))
+    ]
 
 
 def fastest_per_batch(rounds: list[list[float]]) -> float:
-    """Sum over batches of each batch's fastest round: a load spike on a shared machine hits single batches."""
-    return sum(min(times) for times in zip(*rounds))
+    """Sum over batches of each batch's fastest round: load spikes on a shared machine hit single batches."""
+    return sum(min(times) for times in zip(*rounds, strict=True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser)
-    parser.add_argument("--samples", type=int, default=48, help="demo VQA samples (--limit of the harness run)")
+    parser.add_argument(
+        "--samples", type=int, default=48, help="demo VQA samples (--limit of the harness run)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the fastest counts")
@@ -146,8 +156,16 @@ def main() -> None:
         work = Path(tmp)
         model = resolve_model(args.model_path, work)
         harness_args = [
-            VQA_TEST, "--model_path", str(model), "--limit", str(args.samples), "--batch-size", str(args.batch_size),
-            "--max-new-tokens", str(args.max_new_tokens), "--no-resume",
+            VQA_TEST,
+            "--model_path",
+            str(model),
+            "--limit",
+            str(args.samples),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--no-resume",
         ]
         print(f"model: {model}")
         print(f"harness: pytest {' '.join(harness_args)}")
@@ -159,7 +177,9 @@ def main() -> None:
             harness.append(run)
             if i == 0:
                 spec = {
-                    "model": str(model), "data": str(DEMO_VQA), "batches": harness_batches(run),
+                    "model": str(model),
+                    "data": str(DEMO_VQA),
+                    "batches": harness_batches(run),
                     "max_new_tokens": args.max_new_tokens,
                 }
                 spec_path.write_text(json.dumps(spec))
@@ -178,12 +198,18 @@ def main() -> None:
     h_answers = {r.sample_id: r.prediction for r in harness[0].records}
     mismatched = sum(1 for sid, text in bare[0][1]["answers"].items() if h_answers.get(sid) != text)
     ratio = h_gen / b_gen
-    print(f"samples: {n} in {len(spec['batches'])} batches of up to {args.batch_size}, "
-          f"max_new_tokens {args.max_new_tokens}")
-    print(f"generation time  harness {h_gen:.3f} s | bare {b_gen:.3f} s | ratio {ratio:.3f}x | "
-          f"{(h_gen - b_gen) / n * 1000:+.2f} ms/sample ({b_gen / n * 1000:.1f} ms/sample bare)")
-    print(f"end to end       harness {h_wall:.2f} s | bare {b_wall:.2f} s | ratio {h_wall / b_wall:.3f}x | "
-          f"{(h_wall - b_wall) / n * 1000:+.1f} ms/sample (interpreter, imports, collection, reports, files)")
+    print(
+        f"samples: {n} in {len(spec['batches'])} batches of up to {args.batch_size}, "
+        f"max_new_tokens {args.max_new_tokens}"
+    )
+    print(
+        f"generation time  harness {h_gen:.3f} s | bare {b_gen:.3f} s | ratio {ratio:.3f}x | "
+        f"{(h_gen - b_gen) / n * 1000:+.2f} ms/sample ({b_gen / n * 1000:.1f} ms/sample bare)"
+    )
+    print(
+        f"end to end       harness {h_wall:.2f} s | bare {b_wall:.2f} s | ratio {h_wall / b_wall:.3f}x | "
+        f"{(h_wall - b_wall) / n * 1000:+.1f} ms/sample (interpreter, imports, collection, reports, files)"
+    )
     print(f"answers that differ between harness and bare loop: {mismatched} of {n}")
     met = "meets" if ratio <= GOAL else "misses"
     verdict(

@@ -30,22 +30,43 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--no-control",
+        action="store_true",
+        help="skip the third run: -n 0 with one torch thread (OMP_NUM_THREADS=1)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="omnilmm-scaling-") as tmp:
         work = Path(tmp)
         model = resolve_model(args.model_path, work)
         common = [
-            "evals/", "--model_path", str(model), "--limit", str(args.limit), "--max-new-tokens",
-            str(args.max_new_tokens), "--batch-size", str(args.batch_size), "--no-resume", "--benchmark-skip",
+            "evals/",
+            "--model_path",
+            str(model),
+            "--limit",
+            str(args.limit),
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--batch-size",
+            str(args.batch_size),
+            "--no-resume",
+            "--benchmark-skip",
         ]
-        print(f"model: {model} | {os.cpu_count()} cores | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+        print(
+            f"model: {model} | {os.cpu_count()} cores | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+        )
         print(f"command: pytest {' '.join(common)} -n 0 | -n {args.workers}")
         single = run_pytest([*common, "-n", "0"], work / "single").check()
         multi = run_pytest([*common, "-n", str(args.workers)], work / "multi").check()
+        runs = [("-n 0", single), (f"-n {args.workers}", multi)]
+        if not args.no_control:
+            # Tells apart two gains: cores used in parallel, and fewer threads waiting on each other.
+            control = run_pytest([*common, "-n", "0"], work / "control", env={"OMP_NUM_THREADS": "1"}).check()
+            runs.append(("-n 0 one thread", control))
 
     rows = []
-    for name, run in (("-n 0", single), (f"-n {args.workers}", multi)):
+    for name, run in runs:
         threads: dict[str, set[int]] = defaultdict(set)
         for r in run.records:
             match = _THREADS.search(str(r.extra.get("device_name", "")))
@@ -53,8 +74,10 @@ def main() -> None:
                 threads[r.worker].add(int(match.group(1)))
         busy = sum(lat for lat, _ in batch_times(run.records).values())
         per_worker = ", ".join(f"{w}: {'/'.join(map(str, sorted(t)))}" for w, t in sorted(threads.items()))
-        print(f"{name:>5}: wall {run.wall_s:6.1f} s | {len(run.records)} samples | generation {busy:6.1f} s "
-              f"(summed over workers) | torch threads {per_worker or '-'} | exit {run.returncode}")
+        print(
+            f"{name:>15}: wall {run.wall_s:6.1f} s | {len(run.records)} samples | generation {busy:6.1f} s "
+            f"(summed over workers) | torch threads {per_worker or '-'} | exit {run.returncode}"
+        )
         rows.append(threads)
     diff = differing(predictions(single.records), predictions(multi.records))
     speedup = single.wall_s / multi.wall_s
@@ -62,9 +85,11 @@ def main() -> None:
     expected = max(1, (os.cpu_count() or 1) // args.workers)
     split = "as set by the plugin" if worker_threads == [expected] else f"expected {expected}"
     verdict(
-        f"-n {args.workers} wall {multi.wall_s:.1f} s vs -n 0 {single.wall_s:.1f} s = {speedup:.2f}x speed-up on "
-        f"{os.cpu_count()} cores; torch threads per worker {'/'.join(map(str, worker_threads)) or '?'} ({split}); "
+        f"-n {args.workers} wall {multi.wall_s:.1f} s vs -n 0 {single.wall_s:.1f} s = {speedup:.2f}x "
+        f"speed-up on {os.cpu_count()} cores; torch threads per worker "
+        f"{'/'.join(map(str, worker_threads)) or '?'} ({split}); "
         f"{diff} of {len(single.records)} answers differ"
+        + (f"; -n 0 with one thread {runs[2][1].wall_s:.1f} s" if len(runs) > 2 else "")
     )
 
 

@@ -57,7 +57,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
         for item in speed:
             label = _SPEED_ID.search(item.nodeid)["label"]  # type: ignore[index]
             last = max(
-                (i for i, other in enumerate(rest) if (m := _EVAL_ID.search(other.nodeid)) and m["label"] == label),
+                (
+                    i
+                    for i, other in enumerate(rest)
+                    if (m := _EVAL_ID.search(other.nodeid)) and m["label"] == label
+                ),
                 default=None,
             )
             rest.insert(len(rest) if last is None else last + 1, item)

@@ -98,7 +98,9 @@ def test_generation_speed(
             f"{loaded.device_name}; lower --batch-size",
             pytrace=False,
         )
-    failed = [(sample.id, answer.error) for sample, answer in zip(probe, answers) if answer.error]
+    failed = [
+        (sample.id, answer.error) for sample, answer in zip(probe, answers, strict=True) if answer.error
+    ]
     if failed:
         pytest.fail(f"speed probe sample {failed[0][0]}: {failed[0][1]}", pytrace=False)
 

@@ -40,7 +40,10 @@ def mcq_prompt(sample: Sample) -> tuple[Part, ...]:
 
 
 def yes_no_prompt(sample: Sample) -> tuple[Part, ...]:
+    """The question plus "Please answer yes or no." — unless it already says so (MME's TSV questions do)."""
     question, _ = _question_and_hint(sample)
+    if YES_NO_INSTRUCTION.lower().rstrip(".") in question.lower():
+        return (*sample.images, Text(question))
     return (*sample.images, Text(f"{question} {YES_NO_INSTRUCTION}"))
 
 

@@ -94,7 +94,7 @@ def test_a_short_training_run_lowers_the_loss() -> None:
     model, processor = build_untrained(spec, seed=0)
     encoder = Encoder(processor)
     stream = synth.train_stream(99, FAMILY_WEIGHTS)
-    held_out = encoder.train_batch([next(stream) for _ in range(16)])
+    held_out = encoder.train_batch([next(stream) for _ in range(8)])
 
     def held_out_loss() -> float:
         with torch.no_grad():
@@ -103,8 +103,8 @@ def test_a_short_training_run_lowers_the_loss() -> None:
     before = held_out_loss()
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(12):
-        loss = model(**encoder.train_batch([next(stream) for _ in range(16)])).loss
+    for _ in range(10):
+        loss = model(**encoder.train_batch([next(stream) for _ in range(8)])).loss
         loss.backward()
         optimiser.step()
         optimiser.zero_grad()

@@ -96,6 +96,8 @@ def test_mcq_and_yes_no_prompts() -> None:
     )
     (yn,) = yes_no_prompt(Sample(id="y", dataset="d", parts=(Text("Is it red?"),)))
     assert yn.text == "Is it red? Please answer yes or no."
+    (mme,) = yes_no_prompt(Sample(id="m", dataset="d", parts=(Text("Is it red? Please answer yes or no."),)))
+    assert mme.text == "Is it red? Please answer yes or no."  # MME's questions carry it already
     assert get_prompt_builder("mcq") is mcq_prompt
     with pytest.raises(ValueError, match="unknown prompt 'nope'"):
         get_prompt_builder("nope")

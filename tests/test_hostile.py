@@ -496,7 +496,7 @@ def test_jsonl_not_utf8(dataset_project: pytest.Pytester, tiny_model: Path) -> N
         (
             "d.jsonl",
             '["not", "an", "object"]\n',
-            "*/d.jsonl: line 1: expected a JSON object ({...}), got list*",
+            "*/d.jsonl: line 1: expected a JSON object ({...}), got list; each line is one sample",
         ),
         (
             "TextVQA_0.5.1_val.json",
@@ -505,6 +505,7 @@ def test_jsonl_not_utf8(dataset_project: pytest.Pytester, tiny_model: Path) -> N
             "got 'data' as dict; check the file, or the format= of its @pytest.mark.dataset",
         ),
     ],
+    ids=["jsonl-line-not-an-object", "textvqa-data-not-a-list"],
 )
 def test_json_of_the_wrong_shape(
     dataset_project: pytest.Pytester, tiny_model: Path, file: str, content: str, message: str
@@ -711,12 +712,12 @@ def test_local_model_never_reaches_the_hub(eval_project: pytest.Pytester, tiny_m
     assert not (eval_project.path / "connect-attempts.txt").exists()
 
 
-@pytest.mark.parametrize("why", ["offline mode", "no network"])
+@pytest.mark.parametrize("why", ["offline-mode", "no-network"])
 def test_hub_id_fails_fast_without_the_hub(
     eval_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, why: str
 ) -> None:
     monkeypatch.setenv("HF_HOME", str(eval_project.path / "empty-hf-home"))  # nothing cached
-    if why == "offline mode":
+    if why == "offline-mode":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
         expected = "*is not a local directory and not in the Hugging Face cache, and offline mode is set*"
     else:

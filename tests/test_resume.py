@@ -161,27 +161,18 @@ def killed_later() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 # ----------------------------------------------------------------------------------------------- kill -9
-def test_sigkill_then_resume_generates_only_the_rest_and_matches_an_uninterrupted_run(
+def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(
     project: pytest.Pytester,
     tiny_model: Path,
     killed_later: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_jsonl_dataset(project.path, n=24)
-    args = [
-        "--model_path",
-        str(tiny_model),
-        "--batch-size",
-        "2",
-        "--max-new-tokens",
-        "3",
-        "--results-dir",
-        "res",
-    ]
+    args = ["--model_path", str(tiny_model), *"--batch-size 2 --max-new-tokens 3 --results-dir res".split()]
     results = project.path / "res"
     log = project.path / "killed.log"
 
-    monkeypatch.setenv("OMNILMM_TEST_DELAY", "0.15")
+    monkeypatch.setenv("OMNILMM_TEST_DELAY", "0.05")
     proc = start(project, args, log)
     killed_later.append(proc)
     worker_file = wait_for_records(results, 6, proc, log)
@@ -191,6 +182,10 @@ def test_sigkill_then_resume_generates_only_the_rest_and_matches_an_uninterrupte
     assert not (killed_run / "summary.json").exists()  # it really died mid-run
     finished = {sid for sid, r in records_by_id(worker_file).items() if r.ok}
     assert 6 <= len(finished) < 24
+    # The kill may or may not have torn the line being written; make sure one is torn (half a record).
+    last = worker_file.read_text().splitlines()[-1]
+    with worker_file.open("a") as fh:
+        fh.write(last[: len(last) // 2])
     take_generate_calls()
 
     # The same command again (in-process, to save a start-up): the finished samples come from the
@@ -218,26 +213,6 @@ def test_sigkill_then_resume_generates_only_the_rest_and_matches_an_uninterrupte
     assert summary_rows(fresh_run)[0]["n"] == 24
 
 
-# -------------------------------------------------------------------------------------------- torn line
-def test_torn_last_line_is_ignored(project: pytest.Pytester, tiny_model: Path) -> None:
-    args = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "--results-dir", "res"]
-    project.runpytest(*args).assert_outcomes(passed=6)
-    assert sum(take_generate_calls()) == 6
-    (first_run,) = run_dirs(project.path / "res")
-    for name in ("records-main.jsonl", "records.jsonl"):
-        whole = (first_run / name).read_text().splitlines()[-1]
-        with (first_run / name).open("a") as fh:
-            fh.write(whole[: len(whole) // 2])  # what a kill in the middle of a write leaves
-
-    before = run_dirs(project.path / "res")
-    result = project.runpytest(*args)
-    result.assert_outcomes(passed=6)
-    assert "Traceback" not in result.stdout.str()
-    assert take_generate_calls() == []
-    records = records_by_id(only_new_run(project.path / "res", before) / "records.jsonl")
-    assert len(records) == 6 and all(r.resumed and r.ok for r in records.values())
-
-
 # ------------------------------------------------------------------------------------------------- keys
 def test_checkpoint_rewritten_at_the_same_path_is_regenerated(
     project: pytest.Pytester, tiny_model: Path
@@ -257,10 +232,7 @@ def test_checkpoint_rewritten_at_the_same_path_is_regenerated(
         str(tiny_model),
         "--ckpt",
         str(ckpt),
-        "--max-new-tokens",
-        "3",
-        "--results-dir",
-        "res",
+        *"--max-new-tokens 3 --results-dir res".split(),
     ]
     project.runpytest(*args).assert_outcomes(passed=6)
     (first_run,) = run_dirs(project.path / "res")
@@ -295,17 +267,8 @@ def test_max_new_tokens_is_part_of_the_key(project: pytest.Pytester, tiny_model:
 
 
 def test_resume_works_across_worker_counts(project: pytest.Pytester, tiny_model: Path) -> None:
-    args = [
-        "--model_path",
-        str(tiny_model),
-        "--max-new-tokens",
-        "3",
-        "--batch-size",
-        "2",
-        "--results-dir",
-        "res",
-    ]
-    parallel = project.runpytest_subprocess(*args, "-n", "2", timeout=240)
+    args = ["--model_path", str(tiny_model), *"--max-new-tokens 3 --batch-size 2 --results-dir res".split()]
+    parallel = project.runpytest(*args, "-n", "2")
     parallel.assert_outcomes(passed=6)
     (parallel_run,) = run_dirs(project.path / "res")
     assert {p.name for p in parallel_run.glob("records-*.jsonl")} == {
@@ -333,17 +296,8 @@ def test_ctrl_c_keeps_finished_records_and_writes_their_summary(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_jsonl_dataset(project.path, n=24)
-    monkeypatch.setenv("OMNILMM_TEST_DELAY", "0.15")
-    args = [
-        "--model_path",
-        str(tiny_model),
-        "--batch-size",
-        "2",
-        "--max-new-tokens",
-        "3",
-        "--results-dir",
-        "res",
-    ]
+    monkeypatch.setenv("OMNILMM_TEST_DELAY", "0.05")
+    args = ["--model_path", str(tiny_model), *"--batch-size 2 --max-new-tokens 3 --results-dir res".split()]
     log = project.path / "interrupted.log"
     proc = start(project, args, log)
     killed_later.append(proc)

@@ -62,7 +62,9 @@ def test_gpus_pin_one_gpu_per_worker(pytester: pytest.Pytester, monkeypatch: pyt
         """
     )
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    result = pytester.runpytest_subprocess("--gpus", "0,1", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "--gpus", "0,1", "-p", "no:cacheprovider", "--max-worker-restart=0", timeout=120
+    )
     result.assert_outcomes(passed=6)
     seen = {p.stem: p.read_text() for p in pytester.path.parent.rglob("gw*.env")}
     assert sorted(seen.values()) == ["0", "1"]
@@ -70,7 +72,9 @@ def test_gpus_pin_one_gpu_per_worker(pytester: pytest.Pytester, monkeypatch: pyt
     for p in pytester.path.parent.rglob("gw*.env"):
         p.unlink()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    pytester.runpytest_subprocess("--gpus", "0,1", "-p", "no:cacheprovider").assert_outcomes(passed=6)
+    pytester.runpytest_subprocess(
+        "--gpus", "0,1", "-p", "no:cacheprovider", "--max-worker-restart=0", timeout=120
+    ).assert_outcomes(passed=6)
     seen = {p.stem: p.read_text() for p in pytester.path.parent.rglob("gw*.env")}
     assert sorted(seen.values()) == ["3", "5"]
 

@@ -11,6 +11,7 @@ checkable: a training question is dropped when any of its images equals an eval 
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -166,6 +167,7 @@ def images_first(qa: QA) -> QA:
 # ---------------------------------------------------------------- rendering
 
 
+@functools.lru_cache(maxsize=64)
 def _font(size: int) -> object:
     from PIL import ImageFont
 
