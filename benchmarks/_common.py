@@ -48,6 +48,26 @@ def resolve_model(given: str | None, workdir: Path) -> Path:
     return build_tiny_model(workdir / "tiny-model")
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of every process measured (OMP_NUM_THREADS); 0 leaves torch's default. Default 1: "
+        "on a machine shared with other work, extra threads wait on busy cores and that noise swamps the figures",
+    )
+
+
+def apply_threads(threads: int) -> str:
+    """Set the thread count for this process and its children (before torch is imported); say what it is."""
+    if threads > 0:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        return f"{threads} (--threads)"
+    return f"torch default, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+
+
 @dataclass(frozen=True)
 class PytestRun:
     """One pytest child process: how long it took, what it printed, where its results are."""

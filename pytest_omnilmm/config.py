@@ -479,6 +479,12 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
     if isinstance(data_raw, str):
         data_raw = [data_raw]
     data = parse_data(list(data_raw), base=rootdir)
+    for name, path in data.items():
+        if not path.exists():
+            # Explicitly configured and absent is a typo, not "dataset not available": say so at startup.
+            raise ConfigError(
+                f"--data {name}={path}: no such file or directory; fix the path or drop the option"
+            )
 
     results_dir = Path(os.path.expanduser(str(get("results_dir"))))
     if not results_dir.is_absolute():

@@ -117,10 +117,29 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN_ID_KEY] = new_run_id()
         controller = Controller(eval_config, config.stash[RUN_ID_KEY])
         config.stash[CONTROLLER_KEY] = controller
+    if not _is_worker(config):
+        _terminate_like_interrupt(config)
     if config.pluginmanager.hasplugin("xdist"):
         from . import xdist as xdist_hooks
 
         config.pluginmanager.register(xdist_hooks.XdistHooks(config), "omnilmm-xdist")
+
+
+def _terminate_like_interrupt(config: pytest.Config) -> None:
+    """Pre-emption sends SIGTERM: end the session like Ctrl-C, so the summary of what finished is written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # someone (a runner, another plugin) already handles it
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -457,7 +476,11 @@ def score(
                     )
                 result = metric_obj.score(answer, state.sample, flavor)
             except MetricError as exc:
-                pytest.fail(f"{state.case.dataset}: {exc}", pytrace=False)
+                problem: str | None = f"{state.case.dataset}: {exc}"
+            else:
+                problem = None
+            if problem is not None:  # failed outside the except block: one message, no chained traceback
+                pytest.fail(problem, pytrace=False)
             state.flavor = flavor
             value, note = result.value, result.note
         else:

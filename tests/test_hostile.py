@@ -202,22 +202,31 @@ def test_ckpt_unreadable(eval_project: pytest.Pytester, tiny_model: Path, lock: 
 
 
 @pytest.mark.parametrize("where", ["option", "env"])
-def test_data_missing_is_a_skip_that_names_the_option(
+def test_data_missing_is_a_usage_error(
     eval_project: pytest.Pytester, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    # Explicitly configured and absent is a typo: a CI job must not pass by skipping the dataset.
     if where == "option":
         args = ["--data", "tiny=missing.jsonl"]
     else:
         monkeypatch.setenv("OMNILMM_DATA", "tiny=missing.jsonl")
         args = []
-    result = eval_project.runpytest("--model_path", str(tiny_model), "-rs", *args)
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), *args)
+    assert_clean(result, pytest.ExitCode.USAGE_ERROR)
+    result.stderr.fnmatch_lines(
+        ["ERROR: --data tiny=*missing.jsonl: no such file or directory; fix the path*"]
+    )
+
+
+def test_dataset_without_location_is_a_skip_that_names_the_option(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    (eval_project.path / "tiny.jsonl").unlink()  # the marker's default location is empty
+    result = eval_project.runpytest("--model_path", str(tiny_model), "-rs")
     assert_clean(result, pytest.ExitCode.OK)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
-        [
-            "SKIPPED * dataset 'tiny' not found at */missing.jsonl; "
-            "set --data tiny=PATH (or omnilmm_data in ini)"
-        ]
+        ["SKIPPED * dataset 'tiny' not found at */tiny.jsonl; set --data tiny=PATH (or omnilmm_data in ini)"]
     )
 
 
