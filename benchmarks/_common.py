@@ -53,8 +53,9 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch threads of every process measured (OMP_NUM_THREADS); 0 leaves torch's default. Default 1: "
-        "on a machine shared with other work, extra threads wait on busy cores and that noise swamps the figures",
+        help="torch threads of every process measured (OMP_NUM_THREADS); 0 leaves torch's default. "
+        "Default 1: on a machine shared with other work, extra threads wait on busy cores, and that noise "
+        "swamps the figures",
     )
 
 
@@ -66,6 +67,25 @@ def apply_threads(threads: int) -> str:
             sys.modules["torch"].set_num_threads(threads)
         return f"{threads} (--threads)"
     return f"torch default, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+
+
+def build_large_model(workdir: Path) -> Path:
+    """A random-weight MiniCPM-V 4.6 of ~40 M parameters: ~150 ms/sample at batch 8 on one CPU thread, the
+    "bigger model" on which harness overhead should be judged too (DESIGN.md §3). Random weights never stop
+    early, so every sample generates exactly ``max_new_tokens``."""
+    from pytest_omnilmm.demo.build import TinySpec, build_tiny_model
+
+    spec = TinySpec(
+        hidden=1024,
+        layers=4,
+        heads=16,
+        kv_heads=4,
+        head_dim=64,
+        vision_hidden=64,
+        vision_layers=2,
+        layer_types=("full_attention",) * 4,
+    )
+    return build_tiny_model(workdir / "large-model", spec)
 
 
 @dataclass(frozen=True)

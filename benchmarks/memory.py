@@ -1,6 +1,7 @@
 """Peak memory of a run over N samples against 10N: evaluation streams, so memory must not grow with N.
 
     python benchmarks/memory.py [--model-path DIR] [--samples 16] [--factor 10] [--max-new-tokens 4]
+                                [--threads 1]
 
 Two synthetic JSONL datasets are written to a temporary directory from the bundled demo VQA samples: N
 samples, and ``--factor`` times N (the demo samples repeated under new ids, each with its own copy of the
@@ -17,7 +18,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import DEMO_VQA, VQA_TEST, PytestRun, add_model_option, resolve_model, run_pytest, verdict
+from _common import (
+    DEMO_VQA,
+    VQA_TEST,
+    PytestRun,
+    add_model_option,
+    add_threads_option,
+    apply_threads,
+    resolve_model,
+    run_pytest,
+    verdict,
+)
 
 GOAL = 1.2
 
@@ -70,7 +81,9 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
+    add_threads_option(parser)
     args = parser.parse_args()
+    apply_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="omnilmm-memory-") as tmp:
         work = Path(tmp)

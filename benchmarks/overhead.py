@@ -1,6 +1,10 @@
 """What the pytest harness costs over a bare generation loop, on the same samples and batches.
 
-    python benchmarks/overhead.py [--model-path DIR] [--samples 48] [--batch-size 8] [--max-new-tokens 16]
+    python benchmarks/overhead.py [--model-path DIR | --large] [--samples 140] [--batch-size 8]
+                                  [--max-new-tokens 16] [--repeats 3] [--threads 1]
+
+``--large`` measures a random-weight ~40 M-parameter model (~150 ms/sample) instead of the demo model, whose
+few milliseconds per sample make any fixed per-item cost look large.
 
 Harness: ``pytest evals/test_vqa.py::test_demo_vqa --limit N --batch-size B --no-resume`` in a child
 process, timed end to end; its generation time is the sum of its records' batch latencies (each batch once).
@@ -32,7 +36,10 @@ from _common import (
     VQA_TEST,
     PytestRun,
     add_model_option,
+    add_threads_option,
+    apply_threads,
     batch_times,
+    build_large_model,
     resolve_model,
     run_pytest,
     verdict,
@@ -140,21 +147,31 @@ def fastest_per_batch(rounds: list[list[float]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser)
+    parser.add_argument("--large", action="store_true", help="measure a random-weight ~40 M-parameter model")
     parser.add_argument(
-        "--samples", type=int, default=48, help="demo VQA samples (--limit of the harness run)"
+        "--samples",
+        type=int,
+        default=None,
+        help="demo VQA samples, the harness's --limit (default 140, --large 48)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 16, --large 32")
+    add_threads_option(parser)
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the fastest counts")
     parser.add_argument("--bare-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_child is not None:
         print(json.dumps(bare_loop(json.loads(args.bare_child.read_text()))))
         return
+    if args.large and args.model_path:
+        parser.error("give --model-path or --large, not both")
+    args.samples = args.samples or (48 if args.large else 140)
+    args.max_new_tokens = args.max_new_tokens or (32 if args.large else 16)
+    threads = apply_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="omnilmm-overhead-") as tmp:
         work = Path(tmp)
-        model = resolve_model(args.model_path, work)
+        model = build_large_model(work) if args.large else resolve_model(args.model_path, work)
         harness_args = [
             VQA_TEST,
             "--model_path",
@@ -167,7 +184,10 @@ def main() -> None:
             str(args.max_new_tokens),
             "--no-resume",
         ]
-        print(f"model: {model}")
+        print(
+            f"model: {model}{' (random weights, ~40 M parameters)' if args.large else ''} | "
+            f"torch threads {threads}"
+        )
         print(f"harness: pytest {' '.join(harness_args)}")
         harness: list[PytestRun] = []
         bare: list[tuple[float, dict[str, Any]]] = []

@@ -289,12 +289,15 @@ def test_resume_works_across_worker_counts(project: pytest.Pytester, tiny_model:
 
 
 # ------------------------------------------------------------------------------------------------ Ctrl-C
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_keeps_finished_records_and_writes_their_summary(
     project: pytest.Pytester,
     tiny_model: Path,
     killed_later: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
+    signum: int,
 ) -> None:
+    # SIGTERM is what pre-emption sends; the plugin ends the session as for Ctrl-C.
     write_jsonl_dataset(project.path, n=24)
     monkeypatch.setenv("OMNILMM_TEST_DELAY", "0.05")
     args = ["--model_path", str(tiny_model), *"--batch-size 2 --max-new-tokens 3 --results-dir res".split()]
@@ -302,7 +305,7 @@ def test_ctrl_c_keeps_finished_records_and_writes_their_summary(
     proc = start(project, args, log)
     killed_later.append(proc)
     worker_file = wait_for_records(project.path / "res", 4, proc, log)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
     output = log.read_text()
     assert "KeyboardInterrupt" in output and "Traceback" not in output
