@@ -1,6 +1,6 @@
 """Peak memory of a run over N samples against 10N: evaluation streams, so memory must not grow with N.
 
-    python benchmarks/memory.py [--model-path DIR] [--samples 16] [--factor 10] [--max-new-tokens 4]
+    python benchmarks/memory.py [--model-path DIR] [--samples 50] [--factor 10] [--max-new-tokens 4]
                                 [--threads 1]
 
 Two synthetic JSONL datasets are written to a temporary directory from the bundled demo VQA samples: N
@@ -77,7 +77,7 @@ def plugin_peak_mb(run: PytestRun) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser)
-    parser.add_argument("--samples", type=int, default=16, help="N, the smaller run")
+    parser.add_argument("--samples", type=int, default=50, help="N, the smaller run")
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -1,6 +1,9 @@
 """``pytest evals/ -n 0`` against ``-n 2``: wall time, torch threads per worker, identical answers.
 
-    python benchmarks/scaling.py [--model-path DIR] [--limit 16] [--max-new-tokens 16] [--workers 2]
+    python benchmarks/scaling.py [--model-path DIR | --large] [--limit 16] [--max-new-tokens 16] [--workers 2]
+
+``--large`` runs a random-weight ~40 M-parameter model (~150 ms/sample) so that generation, not each
+process's start-up (imports, model load), dominates the wall time; the demo model answers in milliseconds.
 
 Both runs evaluate the same seeded ``--limit`` subset of every bundled eval dataset with ``--no-resume``,
 each into its own results directory, with ``--benchmark-skip`` (the pytest-benchmark speed test runs only
@@ -18,7 +21,16 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from _common import add_model_option, batch_times, differing, predictions, resolve_model, run_pytest, verdict
+from _common import (
+    add_model_option,
+    batch_times,
+    build_large_model,
+    differing,
+    predictions,
+    resolve_model,
+    run_pytest,
+    verdict,
+)
 
 _THREADS = re.compile(r"(\d+) threads")
 
@@ -26,8 +38,9 @@ _THREADS = re.compile(r"(\d+) threads")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser)
-    parser.add_argument("--limit", type=int, default=16, help="samples per dataset")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--large", action="store_true", help="measure a random-weight ~40 M-parameter model")
+    parser.add_argument("--limit", type=int, default=None, help="samples per dataset (default 16, --large 8)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default 16, --large 32")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
@@ -36,10 +49,14 @@ def main() -> None:
         help="skip the third run: -n 0 with one torch thread (OMP_NUM_THREADS=1)",
     )
     args = parser.parse_args()
+    if args.large and args.model_path:
+        parser.error("give --model-path or --large, not both")
+    args.limit = args.limit or (8 if args.large else 16)
+    args.max_new_tokens = args.max_new_tokens or (32 if args.large else 16)
 
     with tempfile.TemporaryDirectory(prefix="omnilmm-scaling-") as tmp:
         work = Path(tmp)
-        model = resolve_model(args.model_path, work)
+        model = build_large_model(work) if args.large else resolve_model(args.model_path, work)
         common = [
             "evals/",
             "--model_path",

@@ -26,6 +26,8 @@ def benchmark_enabled(request: pytest.FixtureRequest) -> None:
     """Skips under xdist, where pytest-benchmark runs the target once, untimed, and saves nothing."""
     if _xdist_active(request.config):
         pytest.skip(XDIST_NOTE)
+    if not request.config.pluginmanager.hasplugin("benchmark"):
+        pytest.skip("pytest-benchmark is disabled (-p no:benchmark)")
 
 
 @pytest.hookimpl(optionalhook=True)

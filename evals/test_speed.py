@@ -48,11 +48,12 @@ def probe() -> list[Any]:
 def test_generation_speed(
     checkpoint_role: str,
     benchmark_enabled: None,
-    benchmark: Any,
     probe: list[Any],
     request: pytest.FixtureRequest,
 ) -> None:
-    # Asked for only now: under xdist ``benchmark_enabled`` has skipped before any engine or model exists.
+    # Asked for only now: ``benchmark_enabled`` has skipped, under xdist or without pytest-benchmark, before
+    # any engine or model exists.
+    benchmark = request.getfixturevalue("benchmark")
     engine = request.getfixturevalue("omnilmm_engine")
     from pytest_omnilmm.engine import ModelUnavailable
     from pytest_omnilmm.generation import default_prompt

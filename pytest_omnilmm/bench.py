@@ -33,7 +33,14 @@ class PerfStats:
     dtype: str
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Plain JSON: a figure that could not be measured (NaN, e.g. every sample resumed) becomes None."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, float):
+                return None if math.isnan(v) or math.isinf(v) else round(v, 6)
+            return v
+
+        return {k: plain(v) for k, v in asdict(self).items()}
 
 
 def percentile(values: Sequence[float], q: float) -> float:

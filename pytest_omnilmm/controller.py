@@ -214,6 +214,15 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
             baseline = load_baseline(options.baseline)
         except BaselineError as exc:
             return None, [str(exc)]
+    problems: list[str] = []
+    run_flavor = summary["run_info"].get("metric_flavor")
+    if baseline is not None and baseline.metric_flavor and baseline.metric_flavor != run_flavor:
+        # Refused as a whole even where a metric lacks the flavour and scored the same: the run asked for
+        # other definitions, so its numbers are not comparable as a set.
+        problems.append(
+            f"{options.baseline}: baseline used metric flavour {baseline.metric_flavor!r}, this run "
+            f"{run_flavor!r}; rerun with --metric-flavor {baseline.metric_flavor} or regenerate the baseline"
+        )
     settings = GateSettings(
         max_drop=options.max_drop,
         per_metric_max_drop=dict(options.max_drop_per),
@@ -221,7 +230,7 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
         min_scores=dict(options.min_score),
         max_slowdown=options.max_slowdown,
     )
-    return compare(baseline, records, summary["run_info"], settings), []
+    return compare(baseline, records, summary["run_info"], settings), problems
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:

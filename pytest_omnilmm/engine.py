@@ -267,6 +267,7 @@ class Engine:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            self._mark({"done": batch_id})  # an out-of-memory is not a crash: its samples are not suspects
             self._after_oom(loaded)
             if len(chunk) == 1:
                 error = (

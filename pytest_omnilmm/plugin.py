@@ -306,6 +306,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for members in groups.values():
         for item in members:
             item.stash[PEERS_KEY] = members
+    if groups:
+        # Thousands of collected items are long-lived: freezing them keeps the garbage collector from walking
+        # them during generation (measured: ~0.5 ms/sample of harness overhead on the demo model).
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
 
 def _param(item: pytest.Item) -> Any:

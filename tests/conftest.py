@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# In-process pytester runs restore sys.modules afterwards; a C extension imported for the first time inside
+# one (numpy through the bootstrap, matplotlib through the plots) cannot be imported again in the next one.
+# Importing them here, once, keeps them loaded for the whole session.
+import matplotlib.backends.backend_agg
+import matplotlib.figure  # noqa: F401
+import numpy  # noqa: F401
 import pytest
 
 

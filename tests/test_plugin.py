@@ -198,9 +198,7 @@ def test_broken_image_fails_only_its_sample_and_lf_reruns_it(
     args = ["--model_path", str(tiny_model), "--max-new-tokens", "2"]
     result = eval_project.runpytest(*args)
     result.assert_outcomes(passed=5, failed=1)
-    result.stdout.fnmatch_lines(
-        ["*_ test_tiny[[]base-s2[]] _*", "image */images/2.png cannot be decoded*"]
-    )
+    result.stdout.fnmatch_lines(["*_ test_tiny[[]base-s2[]] _*", "image */images/2.png cannot be decoded*"])
     records = {r.sample_id: r for r in records_of(eval_project)}
     assert records["s2"].error is not None and "cannot be decoded" in records["s2"].error
     rerun = eval_project.runpytest(*args, "--lf")
