@@ -38,6 +38,7 @@ class Controller:
     run_id: str
     records: dict[tuple[str, str, str], Record] = field(default_factory=dict)
     datasets_of: dict[str, str] = field(default_factory=dict)  # test function -> dataset (for crashes)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> dataset/sample/label (setup)
     pending_crashes: list[tuple[str, str, str, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     gate_failed: bool = False
@@ -49,6 +50,9 @@ class Controller:
 
     # -- collecting ------------------------------------------------------------------------------
     def add_report(self, report: Any) -> None:
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "omnilmm_item" and isinstance(value, dict):
+                self.items[report.nodeid] = value
         record = record_from_user_properties(getattr(report, "user_properties", ()))
         if record is not None:
             self.add(record)
@@ -58,8 +62,18 @@ class Controller:
             return
         if report.failed and report.when in ("call", "setup", "teardown", "???"):
             # A worker that died mid-sample sends no record: keep the failure as an error record.
+            known = self.items.get(report.nodeid)
             match = _EVAL_ID.match(report.nodeid)
-            if match:
+            if known is not None:
+                self.pending_crashes.append(
+                    (
+                        "",
+                        str(known["label"]),
+                        f"{known['dataset']}\0{known['sample_id']}",
+                        _crash_reason(report),
+                    )
+                )
+            elif match:
                 reason = _crash_reason(report)
                 self.pending_crashes.append((match["func"], match["label"], match["rest"], reason))
 
@@ -68,7 +82,10 @@ class Controller:
 
     def _resolve_crashes(self) -> None:
         for func, label, rest, reason in self.pending_crashes:
-            dataset = self.datasets_of.get(func, func.rsplit("::", 1)[-1])
+            if "\0" in rest:  # identified by its setup report
+                dataset, rest = rest.split("\0", 1)
+            else:
+                dataset = self.datasets_of.get(func, func.rsplit("::", 1)[-1])
             if (label, dataset, rest) not in self.records:
                 self.add(
                     Record(

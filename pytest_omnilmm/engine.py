@@ -110,7 +110,19 @@ class ModelPool:
 
 
 def settings_hash(config: EvalConfig) -> str:
-    blob = json.dumps(config.generation_settings(), sort_keys=True)
+    """Generation settings with the dtype and device actually used ("auto" differs between machines)."""
+    from .models import ModelLoadError, resolve_device, resolve_dtype
+
+    try:
+        device = resolve_device(config.device)
+    except ModelLoadError:  # said once, when the model loads
+        device = config.device
+    resolved = {
+        **config.generation_settings(),
+        "dtype": str(resolve_dtype(config.dtype, device)),
+        "device": device,
+    }
+    blob = json.dumps(resolved, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -126,7 +138,7 @@ def load_resume_index(results_dir: Path) -> dict[str, Record]:
         return index
     for path in sorted(results_dir.glob("*/records*.jsonl")):
         for record in read_records(path):
-            if record.ok and record.key:
+            if record.ok and record.key and record.prediction is not None:
                 index[record.key] = record
     return index
 

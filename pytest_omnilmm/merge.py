@@ -51,6 +51,13 @@ def merge_runs(dirs: Sequence[Path], out_dir: Path | None, options: GateOptions)
                     f"{run_dir}: {key} differs from {run_dirs[0]} ({info.get(key)!r} vs {first.get(key)!r}); "
                     "shards of one evaluation must use the same settings"
                 )
+        for label, entry in info.get("checkpoints", {}).items():
+            theirs = first.get("checkpoints", {}).get(label, {}).get("fingerprint")
+            if entry.get("fingerprint") and theirs and entry["fingerprint"] != theirs:
+                raise MergeError(
+                    f"{run_dir}: checkpoint {label} has other weights than in {run_dirs[0]} "
+                    f"({entry.get('path')}); shards of one evaluation must use the same checkpoints"
+                )
     records: dict[tuple[str, str, str], Record] = {}
     for run_dir in run_dirs:
         for record in read_records(run_dir / "records.jsonl"):

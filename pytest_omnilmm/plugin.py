@@ -25,6 +25,8 @@ RUN_ID_KEY = pytest.StashKey[str]()
 CASE_KEY = pytest.StashKey["EvalCase"]()
 PEERS_KEY = pytest.StashKey[list]()
 STATE_KEY = pytest.StashKey["ItemState"]()
+DECLARED_KEY = pytest.StashKey[dict]()
+ITEM_PROPERTY = "omnilmm_item"
 
 DATASET_MARKER = "dataset"
 
@@ -186,8 +188,9 @@ class EvalCase:
     path: Path
     format: str | None
     metric: str
-    prompt: str
+    prompt: str  # a stable name: part of the resume key
     flavor: str | None = None
+    builder: Any = None  # the prompt builder (a PROMPTS entry or the eval's own function)
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,23 @@ def _limited(samples: list[Any], limit: int | None, seed: int, dataset: str) -> 
     return [s for s in samples if id(s) in chosen]
 
 
+def _prompt_name(prompt: Any) -> str:
+    if prompt is None:
+        return "default"
+    if callable(prompt):
+        return f"{getattr(prompt, '__module__', '?')}.{getattr(prompt, '__qualname__', repr(prompt))}"
+    return str(prompt)
+
+
+def _prompt_builder(where: str, prompt: Any) -> Any:
+    from .generation import get_prompt_builder
+
+    try:
+        return get_prompt_builder(prompt)
+    except ValueError as exc:
+        pytest.fail(f"{where}: @pytest.mark.dataset(prompt=...): {exc}", pytrace=False)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     markers = list(metafunc.definition.iter_markers(DATASET_MARKER))
     if not markers or "sample" not in metafunc.fixturenames:
@@ -228,6 +248,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from .datasets import DatasetError, load_dataset
 
     module_dir = Path(str(metafunc.definition.fspath)).parent
+    declared = metafunc.config.stash.setdefault(DECLARED_KEY, {})
     several = len(markers) > 1
     params: list[Any] = []
     for marker in reversed(markers):  # iter_markers yields the closest (last written) first
@@ -242,9 +263,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             path=path or Path(),
             format=marker.kwargs.get("format"),
             metric=str(marker.kwargs.get("metric", "exact_match")),
-            prompt=str(marker.kwargs.get("prompt") or "default"),
+            prompt=_prompt_name(marker.kwargs.get("prompt")),
             flavor=marker.kwargs.get("flavor"),
+            builder=_prompt_builder(metafunc.definition.nodeid, marker.kwargs.get("prompt")),
         )
+        owner = declared.setdefault(name, metafunc.definition.nodeid)
+        if owner != metafunc.definition.nodeid:
+            # Records are keyed by (checkpoint, dataset, sample id): two evals of one dataset would overwrite.
+            pytest.fail(
+                f"{metafunc.definition.nodeid}: dataset {name!r} is already evaluated by {owner}; "
+                f"give this eval its own dataset name (e.g. @pytest.mark.dataset('{name}_2', path=...))",
+                pytrace=False,
+            )
         prefix = f"{name}-" if several else ""
         if path is None or not path.exists():
             where = f"not found at {path}" if path is not None else "has no location"
@@ -285,7 +315,8 @@ def pytest_collection_modifyitems(
     if cfg.shard is not None:
         index, count = cfg.shard
         keep = [it for it in items if not _is_eval_item(it) or _shard_of(it.nodeid, count) == index]
-        dropped = [it for it in items if it not in set(keep)]
+        kept = set(keep)
+        dropped = [it for it in items if it not in kept]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
@@ -454,7 +485,7 @@ def _peer_task(item: pytest.Item) -> Any:
     from .generation import get_prompt_builder
 
     case, label, the_sample = _param(item)
-    return Task(item.nodeid, label, the_sample, case.prompt, get_prompt_builder(case.prompt))
+    return Task(item.nodeid, label, the_sample, case.prompt, case.builder or get_prompt_builder(None))
 
 
 @pytest.fixture
@@ -513,6 +544,11 @@ def omnilmm_model(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: A
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    if call.when == "setup" and _is_eval_item(item):
+        case, label, the_sample = _param(item)
+        report.user_properties.append(
+            (ITEM_PROPERTY, {"dataset": case.dataset, "sample_id": the_sample.id, "label": label})
+        )
     state = item.stash.get(STATE_KEY, None)
     if state is None or not _is_eval_item(item):
         return report

@@ -215,3 +215,33 @@ def test_text_only_sample_batches_with_image_samples(pytester: pytest.Pytester, 
     pytester.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2").assert_outcomes(passed=4)
     records = {r.sample_id: r for r in records_of(pytester)}
     assert records["t0"].batch_size == 4 and records["t0"].error is None
+
+
+def test_prompt_function_and_unknown_prompt(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    eval_project.makepyfile(
+        test_tiny_eval="""
+import pytest
+from pytest_omnilmm.sample import Text
+
+def shout(sample):
+    return (*sample.images, Text(sample.text.upper()))
+
+@pytest.mark.dataset("tiny", path="tiny.jsonl", metric="exact_match", prompt=shout)
+def test_tiny(sample, generate, score):
+    score(generate(sample))
+"""
+    )
+    eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2").assert_outcomes(passed=6)
+    eval_project.makepyfile(test_tiny_eval=EVAL_MODULE.replace('metric="exact_match"', 'prompt="mqc"'))
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model))
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a broken eval definition is a collection error
+    result.stdout.fnmatch_lines(["*test_tiny*prompt=...): unknown prompt 'mqc'*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_two_evals_of_one_dataset_are_refused(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    eval_project.makepyfile(test_other=EVAL_MODULE.replace("def test_tiny", "def test_tiny_again"))
+    result = eval_project.runpytest_subprocess("--model_path", str(tiny_model))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*dataset 'tiny' is already evaluated by *; give this eval its own*"])
+    assert "Traceback" not in result.stdout.str()
