@@ -17,7 +17,7 @@ import pytest
 
 from .batching import plan_units
 from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
-from .records import RECORD_PROPERTY, Record
+from .records import RECORD_PROPERTY
 
 CONFIG_KEY = pytest.StashKey[EvalConfig]()
 CONTROLLER_KEY = pytest.StashKey["Controller"]()
@@ -119,6 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN_ID_KEY] = new_run_id()
         controller = Controller(eval_config, config.stash[RUN_ID_KEY])
         config.stash[CONTROLLER_KEY] = controller
+        config.pluginmanager.register(ControllerHooks(controller), "omnilmm-controller")
     if not _is_worker(config):
         _terminate_like_interrupt(config)
     if config.pluginmanager.hasplugin("xdist"):
@@ -582,24 +583,15 @@ def _one_line(excinfo: Any) -> str:
     return f"{excinfo.typename}: {text.splitlines()[0]}" if text else excinfo.typename
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    controller = _controller_of(report)
-    if controller is not None:
-        controller.add_report(report)
+class ControllerHooks:
+    """Registered on the controller's own plugin manager: its reports go to its controller (a process can
+    hold several sessions, e.g. pytester's in-process runs, so no module-level state)."""
 
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
 
-_CONTROLLERS: list[Any] = []
-
-
-def _controller_of(report: pytest.TestReport) -> Any:
-    return _CONTROLLERS[-1] if _CONTROLLERS else None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    controller = session.config.stash.get(CONTROLLER_KEY, None)
-    if controller is not None:
-        _CONTROLLERS.append(controller)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.controller.add_report(report)
 
 
 @pytest.hookimpl(trylast=True)
@@ -607,8 +599,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     controller = session.config.stash.get(CONTROLLER_KEY, None)
     if controller is None:
         return
-    if controller in _CONTROLLERS:
-        _CONTROLLERS.remove(controller)
     failed = controller.finish(session.config)
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -619,10 +609,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if controller is not None:
         for line in controller.summary_lines():
             terminalreporter.write_line(line)
-
-
-def record_from_report(report: pytest.TestReport) -> Record | None:
-    for name, value in report.user_properties:
-        if name == RECORD_PROPERTY and isinstance(value, dict):
-            return Record.from_json(value)
-    return None
