@@ -6,9 +6,10 @@ Nothing here imports torch or transformers: this runs while pytest starts.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -570,27 +571,64 @@ def _fraction(flag: str, raw: object) -> float:
     return value
 
 
-def _percent(flag: str, raw: object) -> float:
-    text = str(raw).strip()
+def parse_margin_map(value: str | Iterable[str], *, option: str = "--max-drop") -> dict[str, float]:
+    """``"textvqa=0.02, vqa_accuracy=0.03"`` (or ini lines) -> ``{"textvqa": 0.02, ...}``."""
+    parts = [value] if isinstance(value, str) else list(value)
+    out: dict[str, float] = {}
+    for part in parts:
+        for item in re.split(r"[,\n]", part):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, number = item.partition("=")
+            name, number = name.strip(), number.strip()
+            if not sep or not name:
+                raise ValueError(f"{option}: {item!r} is not NAME=NUMBER (e.g. textvqa=0.6)")
+            try:
+                parsed = float(number)
+            except ValueError:
+                raise ValueError(
+                    f"{option}: {item!r}: {number!r} is not a number (e.g. {name}=0.6)"
+                ) from None
+            if not math.isfinite(parsed):
+                raise ValueError(f"{option}: {item!r}: the number must be finite")
+            if name in out and out[name] != parsed:
+                raise ValueError(f"{option}: {name!r} is given twice ({out[name]} and {parsed}); keep one")
+            out[name] = parsed
+    return out
+
+
+def parse_percent(value: str | float, *, option: str = "--max-slowdown") -> float:
+    """``"10%"`` or ``"0.10"`` -> 0.10; a bare number above 1 is refused as ambiguous."""
+    text = str(value).strip()
+    is_percent = text.endswith("%")
     try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        number = float(text[:-1].strip() if is_percent else text)
     except ValueError:
-        raise ConfigError(f"{flag}: {raw!r} is not a percentage; give e.g. {flag} 10%") from None
-    if value < 0:
-        raise ConfigError(f"{flag}: {raw!r} is negative; give e.g. {flag} 10%")
-    return value
+        raise ValueError(f"{option}: {text!r} is not a percentage; write e.g. 10% or 0.10") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{option}: {text!r} must be a percentage >= 0, e.g. 10%")
+    if is_percent:
+        return number / 100.0
+    if number > 1:
+        raise ValueError(f"{option}: {text!r} is ambiguous; write {text}% or {number / 100:g} (a fraction)")
+    return number
+
+
+def _percent(flag: str, raw: object) -> float:
+    try:
+        return parse_percent(str(raw), option=flag)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _name_values(flag: str, raw: object, example: str) -> dict[str, float]:
-    entries = [raw] if isinstance(raw, str) else list(raw or [])
-    out: dict[str, float] = {}
-    for entry in entries:
-        for piece in str(entry).replace(",", " ").split():
-            name, sep, value = piece.partition("=")
-            if not sep or not name:
-                raise ConfigError(f"{flag}: {piece!r} is not NAME=VALUE; give e.g. {flag} {example}")
-            out[name] = _fraction(f"{flag} {name}", value)
-    return out
+    entries = [raw] if isinstance(raw, str) else [str(e) for e in raw or []]
+    try:
+        parsed = parse_margin_map(entries, option=flag)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; give e.g. {flag} {example}") from None
+    return {name: _fraction(f"{flag} {name}", value) for name, value in parsed.items()}
 
 
 def _gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pytest_omnilmm.baseline import Baseline, BaselineDataset, clean_score, record_score
+from pytest_omnilmm.config import parse_margin_map, parse_percent  # noqa: F401  (the option parsers' home)
 
 if TYPE_CHECKING:
     from pytest_omnilmm.records import Record
@@ -99,50 +100,6 @@ class GateSettings:
             if key in self.per_metric_max_drop:
                 return float(self.per_metric_max_drop[key])
         return self.max_drop
-
-
-def parse_margin_map(value: str | Iterable[str], *, option: str = "--max-drop") -> dict[str, float]:
-    """``"textvqa=0.02, vqa_accuracy=0.03"`` (or ini lines) -> ``{"textvqa": 0.02, ...}``."""
-    parts = [value] if isinstance(value, str) else list(value)
-    out: dict[str, float] = {}
-    for part in parts:
-        for item in re.split(r"[,\n]", part):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, number = item.partition("=")
-            name, number = name.strip(), number.strip()
-            if not sep or not name:
-                raise ValueError(f"{option}: {item!r} is not NAME=NUMBER (e.g. textvqa=0.6)")
-            try:
-                parsed = float(number)
-            except ValueError:
-                raise ValueError(
-                    f"{option}: {item!r}: {number!r} is not a number (e.g. {name}=0.6)"
-                ) from None
-            if not math.isfinite(parsed):
-                raise ValueError(f"{option}: {item!r}: the number must be finite")
-            if name in out and out[name] != parsed:
-                raise ValueError(f"{option}: {name!r} is given twice ({out[name]} and {parsed}); keep one")
-            out[name] = parsed
-    return out
-
-
-def parse_percent(value: str | float, *, option: str = "--max-slowdown") -> float:
-    """``"10%"`` or ``"0.10"`` -> 0.10; a bare number above 1 is refused as ambiguous."""
-    text = str(value).strip()
-    is_percent = text.endswith("%")
-    try:
-        number = float(text[:-1].strip() if is_percent else text)
-    except ValueError:
-        raise ValueError(f"{option}: {text!r} is not a percentage; write e.g. 10% or 0.10") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{option}: {text!r} must be a percentage >= 0, e.g. 10%")
-    if is_percent:
-        return number / 100.0
-    if number > 1:
-        raise ValueError(f"{option}: {text!r} is ambiguous; write {text}% or {number / 100:g} (a fraction)")
-    return number
 
 
 # -------------------------------------------------------------------------------------- exact tests
