@@ -167,6 +167,9 @@ class Engine:
         self._ready: dict[str, Outcome] = {}
         self._batches = 0
         self._fingerprints: dict[str, str] = {}
+        self._inflight_offsets: dict[Path, int] = {}
+        self._inflight_started: dict[str, list[str]] = {}
+        self._inflight_done: set[str] = set()
         self.generated_samples = 0  # how many samples this process actually generated (tests count it)
 
     # -- keys ------------------------------------------------------------------------------------
@@ -239,22 +242,38 @@ class Engine:
             start += len(chunk)
 
     def _suspects(self) -> set[str]:
-        """Keys of batches that some worker started and never finished (it crashed)."""
+        """Keys of batches that another worker started and never finished (it crashed).
+
+        Called before every batch, so each in-flight log is read incrementally (only complete new lines);
+        this process's own log is skipped: had one of its batches crashed, it would not be running.
+        """
         if self.run_dir is None:
             return set()
-        started: dict[str, list[str]] = {}
-        done: set[str] = set()
+        own = f"inflight-{self.worker}.jsonl"
         for path in self.run_dir.glob("inflight-*.jsonl"):
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if path.name == own:
+                continue
+            offset = self._inflight_offsets.get(path, 0)
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._inflight_offsets[path] = offset + len(complete)
+            for line in complete.decode("utf-8", errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue
                 if "done" in entry:
-                    done.add(str(entry["done"]))
+                    self._inflight_done.add(str(entry["done"]))
                 elif "batch" in entry:
-                    started[str(entry["batch"])] = list(entry.get("keys", []))
-        return {key for batch, keys in started.items() if batch not in done for key in keys}
+                    self._inflight_started[str(entry["batch"])] = list(entry.get("keys", []))
+        return {
+            key
+            for batch, keys in self._inflight_started.items()
+            if batch not in self._inflight_done
+            for key in keys
+        }
 
     def _mark(self, entry: dict[str, object]) -> None:
         if self.run_dir is None:
