@@ -78,10 +78,18 @@ def assert_clean(result: pytest.RunResult, code: int) -> None:
 
 
 def assert_said_once_per_item(result: pytest.RunResult, pattern: str, items: int) -> None:
-    """Each failed item's report is the one line (the short summary repeats it, truncated, after FAILED)."""
+    """Each failed item's report is the one line.
+
+    The short summary repeats it after ``FAILED``/``ERROR`` (whole when ``$CI`` is set, truncated otherwise),
+    so those lines are not counted.
+    """
     from fnmatch import fnmatch
 
-    said = [line for line in result.stdout.lines if fnmatch(line, pattern)]
+    said = [
+        line
+        for line in result.stdout.lines
+        if fnmatch(line, pattern) and not line.startswith(("FAILED ", "ERROR "))
+    ]
     assert len(said) == items, (pattern, result.stdout.str())
 
 
