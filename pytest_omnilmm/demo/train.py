@@ -42,7 +42,7 @@ ANSWER_END = "<|im_end|>"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 6000
+    steps: int = 9000
     batch_size: int = 16
     lr: float = 1e-3
     warmup: int = 100
