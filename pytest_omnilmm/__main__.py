@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .config import GATE_MODES, setting_default
+
     parser = argparse.ArgumentParser(prog="python -m pytest_omnilmm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     merge = sub.add_parser("merge", help="combine the run directories of --shard i/N runs")
@@ -20,9 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--baseline", type=Path, default=None, help="gate the merged run against this baseline"
     )
     merge.add_argument("--save-baseline", type=Path, default=None, help="write the merged run as a baseline")
-    merge.add_argument("--max-drop", default="0.01", help="allowed absolute drop (default 0.01)")
+    max_drop = setting_default("max_drop")
+    merge.add_argument("--max-drop", default=max_drop, help=f"allowed absolute drop (default {max_drop})")
     merge.add_argument("--max-drop-for", action="append", default=[], help="NAME=DROP per dataset or metric")
-    merge.add_argument("--gate", choices=("significant", "strict"), default="significant")
+    merge.add_argument("--gate", choices=GATE_MODES, default=setting_default("gate"))
     merge.add_argument("--min-score", action="append", default=[], help="DATASET=SCORE floor")
     merge.add_argument("--max-slowdown", default=None, help="e.g. 10%% (only on the baseline's hardware)")
     args = parser.parse_args(argv)

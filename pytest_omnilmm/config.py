@@ -22,6 +22,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 DEFAULT_RESULTS_DIR = ".omnilmm-results"
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default (0.25 GB of RGB); above it a sample fails.
 AUTO_BATCH_START = 16
+GATE_MODES = ("significant", "strict")
 
 
 class ConfigError(Exception):
@@ -222,6 +223,13 @@ SETTINGS: tuple[Setting, ...] = (
         "run shard I of N (I/N, 0-based) of the eval items; combine shards: python -m pytest_omnilmm merge",
     ),
 )
+
+
+def setting_default(name: str) -> object:
+    """The default of setting ``name`` (one table for the plugin and the merge CLI)."""
+    return next(setting.default for setting in SETTINGS if setting.name == name)
+
+
 FLAGS: tuple[tuple[str, str, str, str], ...] = (
     # (name, flag, env, help) of boolean switches; ini key is "omnilmm_" + name
     (
@@ -501,7 +509,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
             )
 
     gate = str(get("gate")).strip().lower()
-    if gate not in ("significant", "strict"):
+    if gate not in GATE_MODES:
         raise ConfigError(f"--gate: {gate!r} is not a gate mode; choose significant or strict")
     baseline_raw = get("baseline")
     baseline = _path_or_none(baseline_raw, rootdir)

@@ -170,13 +170,15 @@ def git_state(cwd: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GateOptions:
-    baseline: Path | None = None
-    save_baseline: Path | None = None
-    max_drop: float = 0.01
-    max_drop_per: dict[str, float] = field(default_factory=dict)
-    mode: str = "significant"
-    min_score: dict[str, float] = field(default_factory=dict)
-    max_slowdown: float | None = None
+    """What the gate needs; built from ``EvalConfig`` or by the merge CLI (defaults: config.SETTINGS)."""
+
+    baseline: Path | None
+    save_baseline: Path | None
+    max_drop: float
+    max_drop_per: dict[str, float]
+    mode: str
+    min_score: dict[str, float]
+    max_slowdown: float | None
 
     @classmethod
     def from_config(cls, config: EvalConfig) -> GateOptions:
