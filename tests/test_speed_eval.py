@@ -62,6 +62,18 @@ def two_checkpoints(tiny_model: Path, tmp_path: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+def sweep_args(model: Path, *ckpts: Path) -> list[str]:
+    """The options of a speed run over ``ckpts`` (3 new tokens, no resume)."""
+    return [
+        "--model_path",
+        str(model),
+        *(arg for ckpt in ckpts for arg in ("--ckpt", str(ckpt))),
+        "--max-new-tokens",
+        "3",
+        "--no-resume",
+    ]
+
+
 def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
     speed_project: pytest.Pytester, tiny_model: Path, two_checkpoints: tuple[Path, Path]
 ) -> None:
@@ -71,15 +83,7 @@ def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
     a, b = two_checkpoints
     out = speed_project.path / "speed.json"
     result = speed_project.runpytest(
-        "--model_path",
-        str(tiny_model),
-        "--ckpt",
-        str(a),
-        "--ckpt",
-        str(b),
-        "--max-new-tokens",
-        "3",
-        "--no-resume",
+        *sweep_args(tiny_model, a, b),
         "--benchmark-json",
         str(out),
         "--benchmark-save",
@@ -117,13 +121,7 @@ def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
 
     # A new checkpoint in the same role is compared with the saved one, though its path differs.
     compared = speed_project.runpytest(
-        "--model_path",
-        str(tiny_model),
-        "--ckpt",
-        str(b),
-        "--max-new-tokens",
-        "3",
-        "--no-resume",
+        *sweep_args(tiny_model, b),
         "--benchmark-compare",
         "-k",
         "speed",
@@ -140,15 +138,7 @@ def test_under_xdist_the_speed_test_is_skipped_with_one_note(
     a, b = two_checkpoints
     out = speed_project.path / "speed.json"
     result = speed_project.runpytest_subprocess(
-        "--model_path",
-        str(tiny_model),
-        "--ckpt",
-        str(a),
-        "--ckpt",
-        str(b),
-        "--max-new-tokens",
-        "3",
-        "--no-resume",
+        *sweep_args(tiny_model, a, b),
         "--benchmark-json",
         str(out),
         "-n",
