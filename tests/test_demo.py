@@ -4,6 +4,7 @@ shipped weights loading through the public transformers API without remote code.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -55,8 +56,6 @@ def test_written_files_have_the_published_shapes(tmp_path: Path) -> None:
 
 
 def test_rotated_choices_keep_the_right_option() -> None:
-    import random
-
     qa = synth.make_mcq(random.Random(5))
     correct = dict(qa.choices)[qa.answer]
     for copy in datafiles.circular_copies(qa):
@@ -70,11 +69,13 @@ def test_training_stream_never_shows_an_eval_image() -> None:
     split = datafiles.eval_split()
     eval_images = split.image_specs()
     eval_keys = {(qa.images, qa.question) for rows in split.datasets().values() for qa in rows}
-    seen = [
-        qa
+    talks = [
+        turns
         for batch, _ in zip(batches(TrainConfig(batch_size=50), split), range(40), strict=False)
-        for qa in batch
+        for turns in batch
     ]
+    assert any(len(turns) > 1 for turns in talks)
+    seen = [qa for turns in talks for qa in turns]
     assert all(spec not in eval_images for qa in seen for spec in qa.images)
     assert all((qa.images, qa.question) not in eval_keys for qa in seen)
     # The filter itself bites: excluding what an unfiltered stream shows first removes exactly those.
@@ -87,14 +88,14 @@ def test_training_stream_never_shows_an_eval_image() -> None:
 def test_a_short_training_run_lowers_the_loss() -> None:
     import torch
 
-    from pytest_omnilmm.demo.train import FAMILY_WEIGHTS, Encoder, build_untrained
+    from pytest_omnilmm.demo.train import FAMILY_WEIGHTS, Encoder, answer_loss, build_untrained
 
     torch.set_num_threads(2)
     spec = TinySpec(hidden=64, vision_hidden=64, vision_layers=2)
     model, processor = build_untrained(spec, seed=0)
     encoder = Encoder(processor)
     stream = synth.train_stream(99, FAMILY_WEIGHTS)
-    held_out = encoder.train_batch([next(stream) for _ in range(8)])
+    held_out = encoder.train_batch([(next(stream),) for _ in range(8)])
 
     def held_out_loss() -> float:
         with torch.no_grad():
@@ -104,7 +105,7 @@ def test_a_short_training_run_lowers_the_loss() -> None:
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(10):
-        loss = model(**encoder.train_batch([next(stream) for _ in range(8)])).loss
+        loss = answer_loss(model, encoder.train_batch([(next(stream),) for _ in range(8)]))
         loss.backward()
         optimiser.step()
         optimiser.zero_grad()
@@ -118,11 +119,42 @@ def test_answers_tokenize_apart_from_the_prompt() -> None:
     _, processor = build_untrained(TinySpec(hidden=32, vision_hidden=32, vision_layers=2), seed=0)
     split = datafiles.eval_split()
     rows = [rows[0] for rows in split.datasets().values()]
-    batch = Encoder(processor).train_batch(rows)
+    batch = Encoder(processor).train_batch([(qa,) for qa in rows])
     tok = processor.tokenizer
     for i, qa in enumerate(rows):
         kept = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert tok.decode(kept) == qa.answer + "<|im_end|>"
+
+
+def test_a_conversation_opens_with_the_eval_prompt_and_trains_every_answer() -> None:
+    import torch
+
+    from pytest_omnilmm.demo.conversations import converse, follow_ups
+    from pytest_omnilmm.demo.train import Encoder, answer_loss, build_untrained
+
+    model, processor = build_untrained(TinySpec(hidden=32, vision_hidden=32, vision_layers=2), seed=0)
+    encoder = Encoder(processor)
+    rng = random.Random(4)
+    scene_q = synth.vqa_single(rng, "colour")
+    form_q = synth.make_docvqa(rng)
+    talks = [
+        (scene_q, *follow_ups(rng, scene_q)[:5]),
+        (form_q, *follow_ups(rng, form_q)),
+        converse(rng, synth.vqa_two_images(rng, True), 5),
+    ]
+    assert [len(t) for t in talks] == [6, 3, 1]
+    assert {len(converse(rng, scene_q, 2)) for _ in range(50)} == {1, 2, 3}
+    # A form's follow-ups ask the other fields, never the asked one in other words.
+    assert sorted(q.answer for q in talks[1]) == sorted(form_q.images[0].values)  # type: ignore[union-attr]
+    assert all(q.question != scene_q.question for q in follow_ups(rng, scene_q))
+    batch = encoder.train_batch(talks)
+    tok = processor.tokenizer
+    for i, turns in enumerate(talks):
+        assert encoder.conversation_text(turns).startswith(encoder.prompts([turns[0]])[0] + turns[0].answer)
+        kept = batch["labels"][i][batch["labels"][i] != -100].tolist()
+        assert tok.decode(kept) == "".join(qa.answer + "<|im_end|>" for qa in turns)
+    with torch.no_grad():
+        assert float(answer_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)
 
 
 SHIPPED = DEMO_DIR / "model"

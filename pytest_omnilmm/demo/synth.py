@@ -285,10 +285,17 @@ def form_page(rng: random.Random) -> FormPage:
 
 def vqa_single(rng: random.Random, category: str) -> QA:
     if category == "count":
-        n = rng.randint(1, len(COUNT_WORDS))
-        scene = count_scene(rng, n)
-        return QA("vqa", "count", (scene,), "How many shapes are there?", str(n), (str(n),))
-    scene = single_scene(rng)
+        scene = count_scene(rng, rng.randint(1, len(COUNT_WORDS)))
+    else:
+        scene = single_scene(rng)
+    return vqa_about(scene, category)
+
+
+def vqa_about(scene: ShapeScene, category: str) -> QA:
+    """The open question of ``category`` about a scene (count: any scene; others: its first shape)."""
+    if category == "count":
+        n = str(len(scene.shapes))
+        return QA("vqa", "count", (scene,), "How many shapes are there?", n, (n,))
     s = scene.shapes[0]
     question, answer = {
         "colour": ("What colour is the shape?", s.colour),
@@ -342,12 +349,18 @@ LETTERS = "ABCD"
 def make_mcq(rng: random.Random) -> QA:
     category = rng.choice(("colour", "shape", "count"))
     if category == "count":
-        n = rng.randint(1, len(COUNT_WORDS))
-        scene = count_scene(rng, n)
-        correct, pool, question = str(n), COUNT_WORDS, "How many shapes are in the picture?"
-        n_options = rng.choice((2, 3, 4))
+        scene = count_scene(rng, rng.randint(1, len(COUNT_WORDS)))
     else:
         scene = single_scene(rng)
+    return mcq_about(rng, scene, category)
+
+
+def mcq_about(rng: random.Random, scene: ShapeScene, category: str) -> QA:
+    """A multiple-choice question of ``category`` (colour, shape, count) about a scene."""
+    if category == "count":
+        correct, pool, question = str(len(scene.shapes)), COUNT_WORDS, "How many shapes are in the picture?"
+        n_options = rng.choice((2, 3, 4))
+    else:
         s = scene.shapes[0]
         if category == "colour":
             correct, pool, question = s.colour, tuple(COLOURS), "Which colour is the shape?"
@@ -386,13 +399,20 @@ def make_yesno_pair(rng: random.Random) -> tuple[QA, QA]:
     """Two questions about one image, the first answered Yes, the second No (MME style)."""
     category = rng.choice(("colour", "shape", "count", "position"))
     if category == "count":
-        n = rng.randint(1, len(COUNT_WORDS))
-        scene = count_scene(rng, n)
-        wrong = rng.choice([c for c in COUNT_WORDS if c != str(n)])
+        scene = count_scene(rng, rng.randint(1, len(COUNT_WORDS)))
+    else:
+        scene = single_scene(rng)
+    return yesno_pair_about(rng, scene, category)
+
+
+def yesno_pair_about(rng: random.Random, scene: ShapeScene, category: str) -> tuple[QA, QA]:
+    """The Yes and the No question of ``category`` (colour, shape, count, position) about a scene."""
+    if category == "count":
+        n = str(len(scene.shapes))
+        wrong = rng.choice([c for c in COUNT_WORDS if c != n])
         template = "Are there {} shapes in the picture?"
         true_q, false_q = template.format(n), template.format(wrong)
     else:
-        scene = single_scene(rng)
         s = scene.shapes[0]
         if category == "colour":
             template, value, pool = "Is the shape {}?", s.colour, tuple(COLOURS)
@@ -419,8 +439,13 @@ def _annotator_answers(rng: random.Random, word: str) -> tuple[str, ...]:
 
 
 def make_textvqa(rng: random.Random) -> QA:
-    word = rng.choice(WORDS)
-    card = word_card(rng, word)
+    card = word_card(rng, rng.choice(WORDS))
+    return textvqa_about(rng, card)
+
+
+def textvqa_about(rng: random.Random, card: WordCard) -> QA:
+    """A TextVQA-style question about a word card; the answer is the word in lower case."""
+    word = card.text.lower()
     question = rng.choice(TEXTVQA_QUESTIONS)
     return QA("textvqa", "word", (card,), question, word, _annotator_answers(rng, word))
 

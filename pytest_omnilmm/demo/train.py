@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_omnilmm.demo.build import TinySpec, build_config, build_processor, train_tokenizer
+from pytest_omnilmm.demo.conversations import Conversation, conversations
 from pytest_omnilmm.demo.datafiles import EVAL_SEED, EvalSplit, eval_split, stored_image
 from pytest_omnilmm.demo.synth import (
     COLOURS,
@@ -31,6 +32,7 @@ from pytest_omnilmm.demo.synth import (
     SHAPES,
     WORDS,
     chat_messages,
+    prompt_parts,
     train_stream,
     vqa_single,
 )
@@ -49,6 +51,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     early_step: int = 1000
     warmup_data_steps: int = 1200  # steps of single-image vision questions, before the full mix
+    max_extra_turns: int = 0  # follow-up questions about a training image (0: one question per sequence)
+    bucket: int = 1  # batches per length-sorted pool
     eval_every: int = 500  # quick progress evals on a slice of the eval split; 0 = never
     seed: int = TRAIN_SEED
     eval_seed: int = EVAL_SEED
@@ -82,8 +86,6 @@ DEMO_SPEC = TinySpec(
 
 def tokenizer_corpus(seed: int) -> list[str]:
     """Every prompt shape and answer word the demo uses, so each becomes a token or two."""
-    from pytest_omnilmm.demo.synth import prompt_parts
-
     stream = train_stream(seed, FAMILY_WEIGHTS)
     lines = []
     for _ in range(2000):
@@ -113,19 +115,41 @@ class Encoder:
     def images(self, rows: Sequence[QA]) -> list[list[Any]]:
         return [[stored_image(spec) for spec in qa.images] for qa in rows]
 
-    def train_batch(self, rows: Sequence[QA]) -> dict[str, Any]:
+    def conversation_text(self, turns: Conversation) -> str:
+        """The chat text of a conversation, answers included; its first turn is the eval prompt."""
+        messages: list[dict[str, object]] = []
+        for i, qa in enumerate(turns):
+            user = chat_messages(qa)[0]
+            if i:  # later turns: the text only, the image is in the first turn
+                user = {**user, "content": [p for p in user["content"] if p["type"] == "text"]}  # type: ignore[union-attr]
+            messages += [user, {"role": "assistant", "content": qa.answer}]
+        prompt = self.processor.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+        return prompt + turns[-1].answer + ANSWER_END
+
+    def train_batch(self, rows: Sequence[Conversation]) -> dict[str, Any]:
+        """Processor inputs plus ``labels``: every answer and its ``<|im_end|>``, nothing else."""
         tok = self.processor.tokenizer
-        texts = [p + qa.answer + ANSWER_END for p, qa in zip(self.prompts(rows), rows, strict=True)]
-        inputs = self.processor(images=self.images(rows), text=texts, padding=True, return_tensors="pt")
+        texts = [self.conversation_text(turns) for turns in rows]
+        images = self.images([turns[0] for turns in rows])
+        inputs = self.processor(images=images, text=texts, padding=True, return_tensors="pt")
+        header = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+        end = tok.convert_tokens_to_ids(ANSWER_END)
         labels = inputs["input_ids"].clone()
         labels[:] = -100
-        for i, qa in enumerate(rows):
-            target = tok(qa.answer + ANSWER_END, add_special_tokens=False)["input_ids"]
-            n = len(target)
-            # Left padding puts every answer at the end; check the prompt did not merge into it.
-            if inputs["input_ids"][i, -n:].tolist() != target:
-                raise RuntimeError(f"answer {qa.answer!r} does not tokenize apart from its prompt")
-            labels[i, -n:] = inputs["input_ids"][i, -n:]
+        for i, turns in enumerate(rows):
+            ids = inputs["input_ids"][i].tolist()
+            starts = [j + len(header) for j in range(len(ids)) if ids[j : j + len(header)] == header]
+            targets = [tok(qa.answer + ANSWER_END, add_special_tokens=False)["input_ids"] for qa in turns]
+            if len(starts) != len(turns):
+                raise RuntimeError(f"found {len(starts)} answers in a {len(turns)}-turn conversation")
+            for start, target in zip(starts, targets, strict=True):
+                stop = ids.index(end, start) + 1
+                # The answer must tokenize apart from the text around it, or the labels would be wrong.
+                if ids[start:stop] != target:
+                    raise RuntimeError(
+                        f"answer {tok.decode(target)!r} does not tokenize apart from the prompt"
+                    )
+                labels[i, start:stop] = inputs["input_ids"][i, start:stop]
         inputs["labels"] = labels
         return dict(inputs)
 
@@ -237,22 +261,57 @@ def vision_stream(seed: int, exclude_images: frozenset[Any]) -> Iterator[QA]:
             yield qa
 
 
-def batches(cfg: TrainConfig, split: EvalSplit) -> Iterator[list[QA]]:
-    """A vision warm-up in two halves (two seeds), then the full mix.
+VISION_FAMILIES = frozenset({"vqa"})
+
+
+def batches(cfg: TrainConfig, split: EvalSplit) -> Iterator[list[Conversation]]:
+    """A vision warm-up in two halves (two seeds), then the full mix; conversations, bucketed by length.
 
     From scratch, a tiny model on the full mix sits on the answer priors for thousands of steps and never
     learns to look (measured: chance level after 4000 steps); single-image questions first teach it to read
-    the image, and the mix then builds on that.
+    the image, and the mix then builds on that. Each batch is cut from a sorted pool of ``cfg.bucket``
+    batches' worth of conversations, so a batch pads to a length its rows share (an MCQ or a two-image
+    question no longer pads fifteen short rows to its length).
     """
     exclude = split.image_specs()
-    warm = (vision_stream(cfg.seed + 1, exclude), vision_stream(cfg.seed + 2, exclude))
-    mixed = train_stream(cfg.seed + 1, FAMILY_WEIGHTS, exclude_images=exclude)
+    extra = cfg.max_extra_turns
+    warm = tuple(
+        conversations(cfg.seed + 10 + i, vision_stream(cfg.seed + 1 + i, exclude), extra, VISION_FAMILIES)
+        for i in range(2)
+    )
+    mixed = conversations(cfg.seed + 20, train_stream(cfg.seed + 1, FAMILY_WEIGHTS, exclude), extra)
+    order = random.Random(cfg.seed + 30)
     half = cfg.warmup_data_steps // 2
     step = 0
     while True:
         stream = warm[0] if step < half else warm[1] if step < 2 * half else mixed
-        yield [next(stream) for _ in range(cfg.batch_size)]
-        step += 1
+        pool = sorted((next(stream) for _ in range(cfg.bucket * cfg.batch_size)), key=_length_key)
+        chunks = [pool[k * cfg.batch_size : (k + 1) * cfg.batch_size] for k in range(cfg.bucket)]
+        order.shuffle(chunks)
+        for chunk in chunks:
+            yield chunk
+            step += 1
+
+
+def _length_key(turns: Conversation) -> tuple[int, int]:
+    """What a conversation's token count mostly depends on: its images, then its text."""
+    text = sum(len(p) for qa in turns for p in prompt_parts(qa) if isinstance(p, str))
+    return len(turns[0].images), text + sum(len(qa.answer) for qa in turns)
+
+
+def answer_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """Mean cross-entropy over the labelled tokens, with the LM head applied to those positions only.
+
+    The same value as ``model(**batch).loss``, without computing logits for every visual and prompt token.
+    """
+    import torch.nn.functional as F
+
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    hidden = model.model(**inputs)[0]
+    target = batch["labels"][:, 1:]
+    keep = target != -100
+    logits = model.lm_head(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), target[keep])
 
 
 def save_state(model: Any, path: Path) -> None:
@@ -328,7 +387,7 @@ def train(out: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
             break
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        loss = model(**encoder.train_batch(rows)).loss
+        loss = answer_loss(model, encoder.train_batch(rows))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
