@@ -71,7 +71,9 @@ def test_training_stream_never_shows_an_eval_image() -> None:
     eval_keys = {(qa.images, qa.question) for rows in split.datasets().values() for qa in rows}
     talks = [
         turns
-        for batch, _ in zip(batches(TrainConfig(batch_size=50), split), range(40), strict=False)
+        for batch, _ in zip(
+            batches(TrainConfig(batch_size=50, max_extra_turns=3), split), range(40), strict=False
+        )
         for turns in batch
     ]
     assert any(len(turns) > 1 for turns in talks)
