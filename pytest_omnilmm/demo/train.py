@@ -51,8 +51,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     early_step: int = 1000
     warmup_data_steps: int = 1200  # steps of single-image vision questions, before the full mix
-    max_extra_turns: int = 0  # follow-up questions about a training image (0: one question per sequence)
-    bucket: int = 1  # batches per length-sorted pool
+    max_extra_turns: int = 3  # follow-up questions about a training image (0: one question per sequence)
+    bucket: int = 4  # batches per length-sorted pool
     eval_every: int = 500  # quick progress evals on a slice of the eval split; 0 = never
     seed: int = TRAIN_SEED
     eval_seed: int = EVAL_SEED
