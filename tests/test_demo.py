@@ -69,13 +69,16 @@ def test_training_stream_never_shows_an_eval_image() -> None:
     split = datafiles.eval_split()
     eval_images = split.image_specs()
     eval_keys = {(qa.images, qa.question) for rows in split.datasets().values() for qa in rows}
+    # The vision warm-up, then (no warm-up) the full mix: MCQ, yes/no, word cards and forms with follow-ups.
+    configs = [TrainConfig(batch_size=50), TrainConfig(batch_size=50, warmup_data_steps=0)]
     talks = [
         turns
-        for batch, _ in zip(
-            batches(TrainConfig(batch_size=50, max_extra_turns=3), split), range(40), strict=False
-        )
+        for cfg in configs
+        for batch, _ in zip(batches(cfg, split), range(40), strict=False)
         for turns in batch
     ]
+    assert {qa.family for turns in talks for qa in turns[1:]} == {"vqa", "mcq", "yesno", "docvqa"}
+    assert any(isinstance(turns[0].images[0], synth.WordCard) for turns in talks)
     assert any(len(turns) > 1 for turns in talks)
     seen = [qa for turns in talks for qa in turns]
     assert all(spec not in eval_images for qa in seen for spec in qa.images)

@@ -8,6 +8,12 @@ Yes and the No question about one picture, or the three fields of one form, sit 
 The first turn is exactly the single-turn prompt the plugin sends; later turns are text only (the image
 stays in the first user turn, as in a real multi-turn chat). Multi-image questions have no follow-ups,
 and neither do word cards (a second wording of the same question would teach copying, not reading).
+
+Follow-ups may ask about what an earlier turn already answered ("What colour is the shape? red", then
+"Is the shape red?"): that part of a conversation can be answered from the text, which lets the model
+learn the comparison itself before it learns it against the image. Whether that helps was not measured
+apart; the recipe as a whole was (``train.py``: 0.862 with follow-ups, 0.844 without). Known skew: every
+single-shape scene can be asked its count, so "1" is over-represented among count answers.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Train the tiny demo MiniCPM-V 4.6 on the synthetic train stream, on CPU, with a fixed seed.
 
-The model sees prompts built by the processor's own chat template in exactly the shapes the plugin
-sends (images first, then text; MCQ and yes/no wrapped as ``synth.prompt_parts`` says) and is trained
-only on the answer tokens and the closing ``<|im_end|>``. Nothing of the eval split is trained on:
-any training question showing an eval image is dropped (``EvalSplit.image_specs``).
+Each training sequence is a conversation (``conversations.py``) whose first turn is exactly the prompt the
+plugin sends (the processor's own chat template; images first, then text; MCQ and yes/no wrapped as
+``synth.prompt_parts`` says), followed by up to ``max_extra_turns`` text-only follow-up questions about the
+same image. The model is trained only on the answer tokens and each closing ``<|im_end|>``. Nothing of
+the eval split is trained on: any training question showing an eval image is dropped
+(``EvalSplit.image_specs``).
 
 Output layout (``--out``): ``model/`` (``save_pretrained`` of the final weights, tokenizer, processor),
 ``checkpoints/early.safetensors`` and ``checkpoints/final.safetensors`` (plain state dicts, fp16) and
@@ -102,7 +104,10 @@ def tokenizer_corpus(seed: int) -> list[str]:
 
 @dataclass
 class Encoder:
-    """Turns questions into processor inputs; ``labels`` mask all but the answer and ``<|im_end|>``."""
+    """Turns conversations into processor inputs; ``labels`` mask all but the answers and their end tokens.
+
+    ``prompts`` and ``generate_inputs`` take single questions (evaluation); ``train_batch`` conversations.
+    """
 
     processor: Any
 
@@ -119,10 +124,12 @@ class Encoder:
         """The chat text of a conversation, answers included; its first turn is the eval prompt."""
         messages: list[dict[str, object]] = []
         for i, qa in enumerate(turns):
-            user = chat_messages(qa)[0]
-            if i:  # later turns: the text only, the image is in the first turn
-                user = {**user, "content": [p for p in user["content"] if p["type"] == "text"]}  # type: ignore[union-attr]
-            messages += [user, {"role": "assistant", "content": qa.answer}]
+            content = [
+                {"type": "text", "text": p} if isinstance(p, str) else {"type": "image"}
+                for p in prompt_parts(qa)
+                if isinstance(p, str) or i == 0  # later turns: the text only, the image is in the first turn
+            ]
+            messages += [{"role": "user", "content": content}, {"role": "assistant", "content": qa.answer}]
         prompt = self.processor.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
         return prompt + turns[-1].answer + ANSWER_END
 
@@ -435,6 +442,9 @@ def train(out: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         "spec": asdict(cfg.spec),
         "parameters": n_params,
         "family_weights": FAMILY_WEIGHTS,
+        "warmup_data_steps": cfg.warmup_data_steps,
+        "max_extra_turns": cfg.max_extra_turns,
+        "bucket": cfg.bucket,
         "train_wall_seconds": round(train_seconds, 1),
         "total_wall_seconds": round(time.perf_counter() - started, 1),
         "threads": cfg.threads,
