@@ -3,6 +3,7 @@ shipped weights loading through the public transformers API without remote code.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -118,6 +119,19 @@ def test_a_short_training_run_lowers_the_loss() -> None:
     assert after < before * 0.7, (before, after)
 
 
+def test_each_batch_is_one_slice_of_a_length_sorted_pool() -> None:
+    from pytest_omnilmm.demo.train import TrainConfig, _length_key, batches
+
+    pool_batches = 4
+    stream = batches(
+        TrainConfig(batch_size=8, bucket=pool_batches, warmup_data_steps=0), datafiles.eval_split()
+    )
+    for _ in range(3):
+        # The batches of one pool, ordered by their shortest row, do not overlap in length.
+        pool = sorted(([_length_key(t) for t in next(stream)] for _ in range(pool_batches)), key=min)
+        assert all(max(a) <= min(b) for a, b in itertools.pairwise(pool)), pool
+
+
 def test_answers_tokenize_apart_from_the_prompt() -> None:
     from pytest_omnilmm.demo.train import Encoder, build_untrained
 
@@ -152,6 +166,7 @@ def test_a_conversation_opens_with_the_eval_prompt_and_trains_every_answer() -> 
     # A form's follow-ups ask the other fields, never the asked one in other words.
     assert sorted(q.answer for q in talks[1]) == sorted(form_q.images[0].values)  # type: ignore[union-attr]
     assert all(q.question != scene_q.question for q in follow_ups(rng, scene_q))
+    assert follow_ups(rng, synth.make_textvqa(rng)) == []  # a second wording would teach copying
     batch = encoder.train_batch(talks)
     tok = processor.tokenizer
     for i, turns in enumerate(talks):
