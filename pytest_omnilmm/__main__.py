@@ -1,4 +1,5 @@
-"""``python -m pytest_omnilmm merge DIR...``: combine shard results into one summary, report and gate."""
+"""``python -m pytest_omnilmm merge DIR...``: combine shard results into one summary, report and gate;
+``python -m pytest_omnilmm list [--json]``: the benchmark catalogue."""
 
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     merge.add_argument("--gate", choices=GATE_MODES, default=setting_default("gate"))
     merge.add_argument("--min-score", action="append", default=[], help="DATASET=SCORE floor")
     merge.add_argument("--max-slowdown", default=None, help="e.g. 10%% (only on the baseline's hardware)")
+    from .catalogue.cli import add_list_command, run_list
+
+    add_list_command(sub)
     args = parser.parse_args(argv)
+    if args.command == "list":
+        return run_list(args)
 
     from .config import ConfigError, _fraction, _name_values, _percent
     from .controller import GateOptions

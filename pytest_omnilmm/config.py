@@ -147,6 +147,13 @@ SETTINGS: tuple[Setting, ...] = (
         multiple=True,
     ),
     Setting(
+        "lmudata",
+        "--lmudata",
+        "LMUData",
+        "omnilmm_lmudata",
+        "a VLMEvalKit data folder (VLMEvalKit's LMUData): catalogue datasets are read from <DIR>/<NAME>.tsv",
+    ),
+    Setting(
         "max_image_pixels",
         "--max-image-pixels",
         "OMNILMM_MAX_IMAGE_PIXELS",
@@ -293,6 +300,7 @@ class EvalConfig:
     gpus: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    lmudata: Path | None = None
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -428,6 +436,19 @@ def _check_model_path(raw: str, explicit: bool, any_ckpt_without_config: bool) -
     return raw, False
 
 
+def _lmudata(raw: object, rootdir: Path) -> Path | None:
+    if raw in (None, ""):
+        return None
+    path = Path(os.path.expanduser(str(raw)))
+    path = path if path.is_absolute() else rootdir / path
+    if not path.is_dir():
+        raise ConfigError(
+            f"--lmudata {raw} (or LMUData): not a directory; point it at the folder holding VLMEvalKit's "
+            "<NAME>.tsv files"
+        )
+    return path
+
+
 def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None = None) -> EvalConfig:
     """Read every setting through ``lookup``, validate, and freeze. Raises ConfigError (one line)."""
     env = os.environ if env is None else env
@@ -495,6 +516,8 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
                 f"--data {name}={path}: no such file or directory; fix the path or drop the option"
             )
 
+    lmudata = _lmudata(get("lmudata"), rootdir)
+
     results_dir = Path(os.path.expanduser(str(get("results_dir"))))
     if not results_dir.is_absolute():
         results_dir = rootdir / results_dir
@@ -543,6 +566,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         results_dir=results_dir,
         metric_flavor=flavor,
         data=data,
+        lmudata=lmudata,
         max_image_pixels=_int("max_image_pixels", "--max-image-pixels", get("max_image_pixels"), minimum=1),
         trust_remote_code=_truthy(get("trust_remote_code")),
         ckpt_partial=_truthy(get("ckpt_partial")),

@@ -97,7 +97,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "dataset(name, path=None, format=None, metric='exact_match', prompt=None, flavor=None): "
+        "dataset(name, path=None, format=None, metric='exact_match', prompt=None, flavor=None, prepare=None): "
         "parametrize `sample` over "
         "a dataset, one test item per sample (path relative to the test file; --data NAME=PATH overrides)",
     )
@@ -206,6 +206,14 @@ class Unavailable:
 def _dataset_path(cfg: EvalConfig, name: str, declared: str | None, module_dir: Path) -> Path | None:
     if name in cfg.data:
         return cfg.data[name]
+    from .catalogue import find, lmudata_path
+
+    entry = find(name)
+    if entry is not None and entry.name == name and entry.vlmeval in cfg.data:  # --data MMStar=PATH
+        return cfg.data[entry.vlmeval]
+    found = lmudata_path(name, getattr(cfg, "lmudata", None))
+    if found is not None:
+        return found
     if declared is None:
         return None
     path = Path(declared)
@@ -296,6 +304,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             )
             continue
         samples = _limited(samples, cfg.limit, cfg.limit_seed, name)
+        if callable(marker.kwargs.get("prepare")):  # a benchmark's own step (catalogue/prepare.py)
+            samples = [marker.kwargs["prepare"](s) for s in samples]
         for choice in cfg.checkpoints:
             for sample in samples:
                 params.append(

@@ -52,7 +52,15 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     for (label, dataset), recs in sorted(by_key.items()):
         metric = next((r.metric for r in recs if r.metric), None)
         scored = [
-            ScoredRow(sample_id=r.sample_id, value=_score(r), group=r.group, category=r.category)
+            ScoredRow(
+                sample_id=r.sample_id,
+                value=_score(r),
+                group=r.group,
+                category=r.category,
+                prediction=r.prediction,
+                reference=r.references[0] if r.references else None,
+                flavor=r.metric_flavor,
+            )
             for r in recs
         ]
         aggregates = dataset_aggregates(metric, scored) if metric is not None else {}

@@ -70,6 +70,10 @@ class ScoredRow:
     value: float | None
     group: str | None
     category: str | None
+    # What POPE's precision/recall need beyond the score: the raw answer, the truth, the flavour read with.
+    prediction: str | None = None
+    reference: str | None = None
+    flavor: str = "vlmevalkit"
 
 
 def _is_missing(value: float | None) -> bool:
@@ -309,7 +313,7 @@ def _group_label(row: ScoredRow) -> str | None:
     return None if row.group is None else f"{row.category}\0{row.group}"
 
 
-_PRIMARY = {"mme": "acc", "circular": "circular_accuracy"}
+_PRIMARY = {"mme": "acc", "circular": "circular_accuracy", "pope": "f1", "hallusion": "aAcc"}
 
 
 def primary_aggregate_key(metric: str) -> str:
@@ -341,6 +345,11 @@ def dataset_aggregates(
         out = _mme_kind(metric, rows, n_boot, seed, level)
     elif kind == "circular":
         out = _circular_kind(metric, rows, n_boot, seed, level)
+    elif kind in ("pope", "hallusion"):  # these print their own per-split breakdowns
+        from .hallusion import hallusion_aggregates
+        from .pope import pope_aggregates
+
+        return (pope_aggregates if kind == "pope" else hallusion_aggregates)(rows, n_boot, seed, level)
     else:  # pragma: no cover - the registry only holds the kinds above
         raise MetricError(f"metric {metric!r} has an unknown aggregation {kind!r}")
     for category in sorted({r.category for r in rows if r.category is not None}):

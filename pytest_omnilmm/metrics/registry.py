@@ -17,7 +17,7 @@ from .yesno import YES_NO_FLAVORS, canonical_yes_no, extract_yes_no
 if TYPE_CHECKING:
     from ..sample import Sample
 
-AGGREGATES: tuple[str, ...] = ("mean", "mme", "circular")
+AGGREGATES: tuple[str, ...] = ("mean", "mme", "circular", "pope", "hallusion")
 NO_REFERENCES = "no references (predictions only): not scorable"
 
 
@@ -85,6 +85,14 @@ def _score_ocrbench(prediction: str, sample: Sample, flavor: str) -> Score:
     return Score(ocrbench(prediction, sample.references, sample.category, flavor))
 
 
+def _score_hallusion(prediction: str, sample: Sample, flavor: str) -> Score:
+    from .hallusion import INDEX_FORM, hallusion_ids
+
+    if hallusion_ids(sample.id) is None:
+        return Score(None, f"index {sample.id!r} is not of HallusionBench's form {INDEX_FORM}: not scorable")
+    return _score_yes_no(prediction, sample, flavor)
+
+
 _METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -119,6 +127,14 @@ _METRICS: dict[str, Metric] = {
         Metric("mcq", MCQ_FLAVORS, "circular", "multiple choice by option letter or text", _score_mcq),
         Metric("yes_no", YES_NO_FLAVORS, "mean", "yes/no accuracy", _score_yes_no),
         Metric("mme", YES_NO_FLAVORS, "mme", "yes/no accuracy, MME accuracy+ and score", _score_yes_no),
+        Metric("pope", YES_NO_FLAVORS, "pope", "POPE: yes/no accuracy, precision, recall, F1", _score_yes_no),
+        Metric(
+            "hallusion",
+            YES_NO_FLAVORS,
+            "hallusion",
+            "HallusionBench: yes/no aAcc, fAcc (per figure), qAcc (per question)",
+            _score_hallusion,
+        ),
         Metric(
             "ocrbench",
             OCRBENCH_FLAVORS,
