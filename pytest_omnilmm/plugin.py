@@ -97,8 +97,8 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "dataset(name, path=None, format=None, metric='exact_match', prompt=None, flavor=None, prepare=None): "
-        "parametrize `sample` over "
+        "dataset(name, path=None, format=None, metric='exact_match', prompt=None, flavor=None, "
+        "prepare=None): parametrize `sample` over "
         "a dataset, one test item per sample (path relative to the test file; --data NAME=PATH overrides)",
     )
     try:

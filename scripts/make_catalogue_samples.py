@@ -74,8 +74,22 @@ def mcq(name: str, header: Sequence[str], n: int, seed: int, extra: dict[str, Se
 def mmbench_v11(name: str, seed: int, cn: bool) -> None:
     """Base questions plus circular copies at index + k * 1e6 whose image refers back to the base row."""
     rng = random.Random(seed)
-    header = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
-              "l2-category", "comment", "split"]
+    header = [
+        "index",
+        "question",
+        "hint",
+        "A",
+        "B",
+        "C",
+        "D",
+        "answer",
+        "category",
+        "image",
+        "source",
+        "l2-category",
+        "comment",
+        "split",
+    ]
     rows = []
     for i in range(4):
         img, question, options, answer = _colour_mcq(rng, i)
@@ -83,11 +97,18 @@ def mmbench_v11(name: str, seed: int, cn: bool) -> None:
             question = "图中形状是什么颜色？"
         for k in range(3):
             rotated = options[k:] + options[:k]
-            row = {"index": str(i + k * 1_000_000), "question": question, "hint": "nan",
-                   "answer": "ABCD"[rotated.index(options["ABCD".index(answer)])],
-                   "category": ("attribute_recognition", "object_localization")[i % 2],
-                   "image": img if k == 0 else str(i), "source": "synthetic",
-                   "l2-category": "attribute_reasoning", "comment": "nan", "split": "dev"}
+            row = {
+                "index": str(i + k * 1_000_000),
+                "question": question,
+                "hint": "nan",
+                "answer": "ABCD"[rotated.index(options["ABCD".index(answer)])],
+                "category": ("attribute_recognition", "object_localization")[i % 2],
+                "image": img if k == 0 else str(i),
+                "source": "synthetic",
+                "l2-category": "attribute_reasoning",
+                "comment": "nan",
+                "split": "dev",
+            }
             row.update(zip("ABCD", rotated, strict=True))
             rows.append(row)
     write(name, header, rows)
@@ -96,29 +117,63 @@ def mmbench_v11(name: str, seed: int, cn: bool) -> None:
 def mmmu() -> None:
     """Multiple choice with one or two images placed at <image k>, and open questions (no options)."""
     rng = random.Random(7)
-    header = ["index", "question", "A", "B", "C", "D", "answer", "category", "image", "image_path", "split",
-              "question_type", "id"]
+    header = [
+        "index",
+        "question",
+        "A",
+        "B",
+        "C",
+        "D",
+        "answer",
+        "category",
+        "image",
+        "image_path",
+        "split",
+        "question_type",
+        "id",
+    ]
     rows = []
     for i in range(12):
         colour, other = rng.sample(list(COLOURS), 2)
         shape = rng.choice(SHAPES)
-        row = {"index": str(i), "category": ("Art", "Math", "Physics")[i % 3], "split": "validation",
-               "id": f"validation_syn_{i}"}
+        row = {
+            "index": str(i),
+            "category": ("Art", "Math", "Physics")[i % 3],
+            "split": "validation",
+            "id": f"validation_syn_{i}",
+        }
         if i % 3 == 2:  # open question: option cells empty, the answer is the text itself
-            row.update(image=image(colour, shape), image_path=f"{i}.png", question_type="open",
-                       question=f"<image 1> Name the colour of the {shape}.", answer=colour)
+            row.update(
+                image=image(colour, shape),
+                image_path=f"{i}.png",
+                question_type="open",
+                question=f"<image 1> Name the colour of the {shape}.",
+                answer=colour,
+            )
         elif i % 3 == 1:  # two images, both named in the question
-            row.update(image=str([image(colour, shape), image(other, shape)]),
-                       image_path=str([f"{i}_1.png", f"{i}_2.png"]), question_type="multiple-choice",
-                       question=f"Which colour is in <image 1> but not in <image 2>?", answer="A",
-                       A=colour, B=other, C="black", D="white")
+            row.update(
+                image=str([image(colour, shape), image(other, shape)]),
+                image_path=str([f"{i}_1.png", f"{i}_2.png"]),
+                question_type="multiple-choice",
+                question="Which colour is in <image 1> but not in <image 2>?",
+                answer="A",
+                A=colour,
+                B=other,
+                C="black",
+                D="white",
+            )
         else:
             options = rng.sample(list(COLOURS), 4)
             if colour not in options:
                 options[0] = colour
-            row.update(image=image(colour, shape), image_path=f"{i}.png", question_type="multiple-choice",
-                       question=f"<image 1> What colour is the {shape}?",
-                       answer="ABCD"[options.index(colour)], **dict(zip("ABCD", options, strict=True)))
+            row.update(
+                image=image(colour, shape),
+                image_path=f"{i}.png",
+                question_type="multiple-choice",
+                question=f"<image 1> What colour is the {shape}?",
+                answer="ABCD"[options.index(colour)],
+                **dict(zip("ABCD", options, strict=True)),
+            )
         rows.append(row)
     write("MMMU_DEV_VAL", header, rows)
 
@@ -129,10 +184,15 @@ def pope() -> None:
     for i in range(12):
         colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
         asked = shape if i % 2 == 0 else rng.choice([s for s in SHAPES if s != shape])
-        rows.append({"index": str(i), "image": image(colour, shape),
-                     "question": f"Is there a {asked} in the image?",
-                     "answer": "Yes" if asked == shape else "No",
-                     "category": ("adversarial", "popular", "random")[i % 3]})
+        rows.append(
+            {
+                "index": str(i),
+                "image": image(colour, shape),
+                "question": f"Is there a {asked} in the image?",
+                "answer": "Yes" if asked == shape else "No",
+                "category": ("adversarial", "popular", "random")[i % 3],
+            }
+        )
     write("POPE", ["index", "image", "question", "answer", "category"], rows)
 
 
@@ -147,9 +207,16 @@ def hallusion() -> None:
             colour = rng.choice(list(COLOURS))
             for q in range(2):
                 asked = colour if q == 0 else rng.choice([c for c in COLOURS if c != colour])
-                rows.append({"index": f"{category}_{l2}_0_{s}_{fig}_{q}", "image": image(colour, shape),
-                             "question": f"Is the {shape} {asked}?", "answer": "Yes" if q == 0 else "No",
-                             "category": category, "l2-category": l2})
+                rows.append(
+                    {
+                        "index": f"{category}_{l2}_0_{s}_{fig}_{q}",
+                        "image": image(colour, shape),
+                        "question": f"Is the {shape} {asked}?",
+                        "answer": "Yes" if q == 0 else "No",
+                        "category": category,
+                        "l2-category": l2,
+                    }
+                )
     write("HallusionBench", ["index", "image", "question", "answer", "category", "l2-category"], rows)
 
 
@@ -162,8 +229,12 @@ def vqa(name: str, header: Sequence[str], seed: int, many: bool, extra: dict[str
             question, answer = "What word is written in the image?", word.lower()
         else:
             question, answer = f"What colour is the {shape}?", colour
-        row = {"index": str(i), "image": image(colour, shape, word), "question": question,
-               "answer": str([answer, answer.upper()]) if many else answer}
+        row = {
+            "index": str(i),
+            "image": image(colour, shape, word),
+            "question": question,
+            "answer": str([answer, answer.upper()]) if many else answer,
+        }
         for column, values in extra.items():
             row[column] = values[i % len(values)]
         rows.append(row)
@@ -171,29 +242,60 @@ def vqa(name: str, header: Sequence[str], seed: int, many: bool, extra: dict[str
 
 
 def main() -> None:
-    mcq("MMStar", ["index", "question", "answer", "category", "l2_category", "A", "B", "C", "D", "image"],
-        12, 1, {"category": ["coarse perception", "fine-grained perception"], "l2_category": ["color"]})
-    mcq("AI2D_TEST", ["index", "question", "A", "B", "C", "D", "answer", "image", "category"], 12, 2,
-        {"category": ["diagram"]})
-    mcq("ScienceQA_TEST", ["index", "question", "hint", "A", "B", "C", "D", "answer", "image", "category",
-                           "split"], 12, 3, {"hint": ["nan", "Look at the shape."], "category": ["colors"],
-                                            "split": ["test"]})
+    mcq(
+        "MMStar",
+        ["index", "question", "answer", "category", "l2_category", "A", "B", "C", "D", "image"],
+        12,
+        1,
+        {"category": ["coarse perception", "fine-grained perception"], "l2_category": ["color"]},
+    )
+    mcq(
+        "AI2D_TEST",
+        ["index", "question", "A", "B", "C", "D", "answer", "image", "category"],
+        12,
+        2,
+        {"category": ["diagram"]},
+    )
+    mcq(
+        "ScienceQA_TEST",
+        ["index", "question", "hint", "A", "B", "C", "D", "answer", "image", "category", "split"],
+        12,
+        3,
+        {"hint": ["nan", "Look at the shape."], "category": ["colors"], "split": ["test"]},
+    )
     mcq("RealWorldQA", ["index", "image", "question", "A", "B", "C", "D", "answer"], 12, 4, {})
-    mcq("SEEDBench_IMG", ["index", "question", "A", "B", "C", "D", "answer", "category", "image"], 12, 5,
-        {"category": ["Instance Attributes", "Scene Understanding"]})
+    mcq(
+        "SEEDBench_IMG",
+        ["index", "question", "A", "B", "C", "D", "answer", "category", "image"],
+        12,
+        5,
+        {"category": ["Instance Attributes", "Scene Understanding"]},
+    )
     mmbench_v11("MMBench_DEV_EN_V11", 6, cn=False)
     mmbench_v11("MMBench_DEV_CN_V11", 8, cn=True)
     mmmu()
     pope()
     hallusion()
     vqa("InfoVQA_VAL", ["index", "image", "question", "answer"], 21, True, {})
-    vqa("ChartQA_TEST", ["index", "image", "question", "answer", "category"], 22, False,
-        {"category": ["human", "augmented"]})
+    vqa(
+        "ChartQA_TEST",
+        ["index", "image", "question", "answer", "category"],
+        22,
+        False,
+        {"category": ["human", "augmented"]},
+    )
     vqa("TextVQA_VAL", ["index", "image", "question", "answer"], 23, True, {})
     vqa("DocVQA_VAL", ["index", "image", "question", "answer"], 24, True, {})
-    vqa("MathVista_MINI", ["index", "image", "question", "answer", "question_type", "answer_type", "task"],
-        25, False, {"question_type": ["free_form"], "answer_type": ["text"], "task": ["figure question answering"]})
-    vqa("MMVet", ["index", "image", "question", "answer", "category"], 26, False, {"category": ["rec", "ocr"]})
+    vqa(
+        "MathVista_MINI",
+        ["index", "image", "question", "answer", "question_type", "answer_type", "task"],
+        25,
+        False,
+        {"question_type": ["free_form"], "answer_type": ["text"], "task": ["figure question answering"]},
+    )
+    vqa(
+        "MMVet", ["index", "image", "question", "answer", "category"], 26, False, {"category": ["rec", "ocr"]}
+    )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,6 @@ def render_table(entries: list[dict[str, Any]]) -> str:
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     notes = [f"{e['name']}: {e['note']}" for e in entries if e["note"]]
     lines.append(
-        f"{len(entries)} benchmarks. Files: --data NAME=PATH, or --lmudata DIR / LMUData=DIR finds <vlmeval>.tsv."
+        f"{len(entries)} benchmarks. Files: --data NAME=PATH, or --lmudata DIR (LMUData) finds <vlmeval>.tsv."
     )
     return "\n".join(lines + notes)

@@ -60,9 +60,7 @@ def _block(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> d
     return out
 
 
-def pope_aggregates(
-    rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float
-) -> dict[str, Aggregate]:
+def pope_aggregates(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> dict[str, Aggregate]:
     """``f1`` (POPE's headline, "Overall"), ``acc``, ``precision``, ``recall``, and ``<key>/<split>``."""
     from dataclasses import replace
 
