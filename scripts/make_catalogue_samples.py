@@ -241,6 +241,68 @@ def vqa(name: str, header: Sequence[str], seed: int, many: bool, extra: dict[str
     write(name, header, rows)
 
 
+def mathvista() -> None:
+    """Multiple choice (choices list + answer_option), integer and text answers."""
+    rng = random.Random(25)
+    header = [
+        "index",
+        "image",
+        "question",
+        "answer",
+        "question_type",
+        "answer_type",
+        "choices",
+        "answer_option",
+        "unit",
+        "precision",
+        "task",
+        "skills",
+    ]
+    rows = []
+    for i in range(12):
+        colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
+        row = {
+            "index": str(i),
+            "image": image(colour, shape),
+            "unit": "",
+            "precision": "",
+            "task": ("figure question answering", "math word problem")[i % 2],
+            "skills": str(["arithmetic reasoning"]),
+        }
+        if i % 3 == 0:
+            options = rng.sample(list(COLOURS), 4)
+            if colour not in options:
+                options[0] = colour
+            row.update(
+                question=f"What colour is the {shape}?",
+                answer=colour,
+                question_type="multi_choice",
+                answer_type="text",
+                choices=str(options),
+                answer_option="ABCD"[options.index(colour)],
+            )
+        elif i % 3 == 1:
+            row.update(
+                question="How many shapes are there?",
+                answer="1",
+                question_type="free_form",
+                answer_type="integer",
+                choices="nan",
+                answer_option="nan",
+            )
+        else:
+            row.update(
+                question="What shape is drawn?",
+                answer=shape,
+                question_type="free_form",
+                answer_type="text",
+                choices="nan",
+                answer_option="nan",
+            )
+        rows.append(row)
+    write("MathVista_MINI", header, rows)
+
+
 def main() -> None:
     mcq(
         "MMStar",
@@ -286,13 +348,7 @@ def main() -> None:
     )
     vqa("TextVQA_VAL", ["index", "image", "question", "answer"], 23, True, {})
     vqa("DocVQA_VAL", ["index", "image", "question", "answer"], 24, True, {})
-    vqa(
-        "MathVista_MINI",
-        ["index", "image", "question", "answer", "question_type", "answer_type", "task"],
-        25,
-        False,
-        {"question_type": ["free_form"], "answer_type": ["text"], "task": ["figure question answering"]},
-    )
+    mathvista()
     vqa(
         "MMVet", ["index", "image", "question", "answer", "category"], 26, False, {"category": ["rec", "ocr"]}
     )

@@ -274,3 +274,43 @@ def test_lmudata_env_and_option_find_vlmeval_files(
     bad = pytester.runpytest_subprocess(*base, "--lmudata", str(lmu / "nope"))
     assert bad.ret != 0
     bad.stderr.fnmatch_lines(["*--lmudata*not a directory*"])
+
+
+# --------------------------------------------------------------------------------------------- MathVista
+def test_mathvista_prefetch_rules_without_a_judge(tmp_path: Path) -> None:
+    img = _b64()
+    header = [
+        "index",
+        "image",
+        "question",
+        "answer",
+        "question_type",
+        "answer_type",
+        "choices",
+        "answer_option",
+    ]
+    rows = [
+        ["1", img, "Which colour?", "blue", "multi_choice", "text", "['red', 'blue', 'green']", "B"],
+        ["2", img, "How many?", "14", "free_form", "integer", "nan", "nan"],
+        ["3", img, "Ratio?", "1.5", "free_form", "float", "nan", "nan"],
+        ["4", img, "Which shape?", "circle", "free_form", "text", "nan", "nan"],
+        ["5", img, "Which colour?", "red", "multi_choice", "text", "nan", "A"],
+    ]
+    samples = {s.id: s for s in load_dataset(_tsv(tmp_path / "MathVista_MINI.tsv", header, rows), name="mv")}
+    m = get_metric("mathvista_prefetch")
+
+    def value(i: str, prediction: str) -> float | None:
+        return m.score(prediction, samples[i]).value
+
+    assert value("1", "B") == 1.0
+    assert value("1", "blue") == 1.0  # the option text, read by can_infer
+    assert value("1", "A") == 0.0
+    assert value("1", "red or blue") == 0.0  # two options named: can_infer cannot tell
+    assert value("2", "14") == 1.0
+    assert value("2", " 14\n") == 1.0  # int() allows surrounding whitespace
+    assert value("2", "14.0") == 0.0  # not a bare integer: the judge would be asked
+    assert value("2", "The answer is 14") == 0.0
+    assert value("3", "1.50") == 1.0
+    assert value("4", "circle") == 0.0  # text answers never prefetch upstream
+    assert value("5", "A") == 0.0  # no choices list to read
+    assert "judge" in (m.score("circle", samples["4"]).note or "")

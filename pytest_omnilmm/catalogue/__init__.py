@@ -100,8 +100,8 @@ def _vqa(name: str, vlmeval: str, metric: str, **kw: Any) -> Benchmark:
 
 
 _JUDGE_NOTE = (
-    "rule-based exact match only: NOT the leaderboard number (VLMEvalKit scores this benchmark with a GPT "
-    "judge; no --judge backend is implemented yet)"
+    "rule-based exact match only: NOT the leaderboard number (VLMEvalKit grades MM-Vet with a GPT judge; "
+    "no --judge backend is implemented yet)"
 )
 
 CATALOGUE: tuple[Benchmark, ...] = (
@@ -175,7 +175,14 @@ CATALOGUE: tuple[Benchmark, ...] = (
     ),
     _vqa("textvqa_val", "TextVQA_VAL", "vqa_accuracy"),
     _vqa("docvqa_val", "DocVQA_VAL", "anls"),
-    _vqa("mathvista_mini", "MathVista_MINI", "exact_match", task="judge", note=_JUDGE_NOTE),
+    _vqa(
+        "mathvista_mini",
+        "MathVista_MINI",
+        "mathvista_prefetch",
+        task="judge",
+        note="VLMEvalKit's judge-free prefetch step only (post_check): rows it would send to the GPT judge "
+        "score 0, so this is NOT the leaderboard number",
+    ),
     _vqa("mmvet", "MMVet", "exact_match", task="judge", note=_JUDGE_NOTE),
 )
 

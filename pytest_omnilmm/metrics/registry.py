@@ -93,6 +93,15 @@ def _score_hallusion(prediction: str, sample: Sample, flavor: str) -> Score:
     return _score_yes_no(prediction, sample, flavor)
 
 
+def _score_mathvista(prediction: str, sample: Sample, flavor: str) -> Score:
+    from .mathvista import mathvista_prefetch
+
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    value, note = mathvista_prefetch(prediction, sample, flavor)
+    return Score(value, note)
+
+
 _METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -134,6 +143,13 @@ _METRICS: dict[str, Metric] = {
             "hallusion",
             "HallusionBench: yes/no aAcc, fAcc (per figure), qAcc (per question)",
             _score_hallusion,
+        ),
+        Metric(
+            "mathvista_prefetch",
+            MCQ_FLAVORS,
+            "mean",
+            "MathVista without a judge: VLMEvalKit's prefetch rules only (not the leaderboard number)",
+            _score_mathvista,
         ),
         Metric(
             "ocrbench",
