@@ -33,8 +33,9 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
     by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_label[row["checkpoint"]].append(row)
+    w = max([14, *(len(str(row["dataset"])) for row in rows)])  # catalogue names run longer than 14
     header = (
-        f"{'dataset':<14} {'metric':<18} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
+        f"{'dataset':<{w}} {'metric':<18} {'flavour':<11} {'n':>5} {'err':>4} {'score':>7}  {'95% CI':<16}"
     )
     for label, label_rows in by_label.items():
         path = info["checkpoints"].get(label, {}).get("path") or info["model_path"] or "(base)"
@@ -50,13 +51,13 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
         for row in label_rows:
             ci = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]" if row["mean"] is not None else "-"
             lines.append(
-                f"  {row['dataset']:<14} {row['metric'] or '-':<18} {row['metric_flavor']:<11} {row['n']:>5} "
-                f"{row['errors']:>4} {_fmt(row['mean']):>7}  {ci:<16}"
+                f"  {row['dataset']:<{w}} {row['metric'] or '-':<18} {row['metric_flavor']:<11} "
+                f"{row['n']:>5} {row['errors']:>4} {_fmt(row['mean']):>7}  {ci:<16}"
             )
             extras = {k: v for k, v in row["aggregates"].items() if k != row.get("primary") and "/" not in k}
             for name, agg in extras.items():
                 lines.append(
-                    f"  {'':<14} {name:<18} {'':<11} {agg['n']:>5} {'':>4} {_fmt(agg['mean']):>7}  "
+                    f"  {'':<{w}} {name:<18} {'':<11} {agg['n']:>5} {'':>4} {_fmt(agg['mean']):>7}  "
                     f"[{_fmt(agg['ci_low'])}, {_fmt(agg['ci_high'])}]"
                 )
         p = info["perf"].get(label, {})
