@@ -31,10 +31,8 @@ def mmmu_prepare(sample: Sample) -> Sample:
             return sample
         choices = (("A", sample.references[0]), ("B", OTHER_ANSWERS))
     refs = sample.references
-    if refs and refs[0] not in string.ascii_uppercase:
-        refs = ("A", *refs[1:])
-    if refs and len(refs[0]) != 1:
-        refs = ("A", *refs[1:])
+    if refs and not (len(refs[0]) == 1 and refs[0] in string.ascii_uppercase):
+        refs = ("A", *refs[1:])  # upstream maps every answer that is not one capital letter to A
     return replace(sample, choices=choices, references=refs)
 
 
