@@ -248,9 +248,11 @@ def test_lmudata_path(tmp_path: Path) -> None:
 
 EVAL = """
 import pytest
+from pytest_omnilmm.catalogue.prepare import hallusion_prepare
 
 @pytest.mark.dataset("pope", metric="pope", prompt="yes_no")
 @pytest.mark.dataset("mmstar", metric="mcq", prompt="mcq")
+@pytest.mark.dataset("hallusionbench", metric="hallusion", prompt="yes_no", prepare=hallusion_prepare)
 def test_b(sample, generate, score):
     score(generate(sample))
 """
@@ -260,17 +262,23 @@ def test_lmudata_env_and_option_find_vlmeval_files(
     pytester: pytest.Pytester, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lmu = pytester.mkdir("LMUData")
-    (lmu / "POPE.tsv").write_bytes((REPO / "evals/data/vlmeval/POPE.tsv").read_bytes())
+    for name in ("POPE", "HallusionBench"):
+        (lmu / f"{name}.tsv").write_bytes((REPO / f"evals/data/vlmeval/{name}.tsv").read_bytes())
     pytester.makepyfile(test_lmu=EVAL)
     base = ["--model_path", str(tiny_model), "--max-new-tokens", "2", "-p", "no:cacheprovider", "-rs"]
     result = pytester.runpytest_subprocess(*base, "--lmudata", str(lmu))
-    result.assert_outcomes(passed=12, skipped=1)
+    result.assert_outcomes(passed=24, skipped=1)
     result.stdout.fnmatch_lines(["*MMStar.tsv*"])  # the skip names the file it looked for
+    summary = json.loads(sorted((pytester.path / ".omnilmm-results").glob("*/summary.json"))[-1].read_text())
+    rows = {r["dataset"]: r for r in summary["results"]}
+    assert rows["pope"]["primary"] == "f1" and "recall/adversarial" in rows["pope"]["aggregates"]
+    # the marker's prepare= ran: groups are (l2-category, set), so per-l2 figures exist
+    assert {"fAcc/illusion", "qAcc/chart", "aAcc/VD"} <= set(rows["hallusionbench"]["aggregates"])
     monkeypatch.setenv("LMUData", str(lmu))
-    pytester.runpytest_subprocess(*base).assert_outcomes(passed=12, skipped=1)
+    pytester.runpytest_subprocess(*base).assert_outcomes(passed=24, skipped=1)
     monkeypatch.delenv("LMUData")
     mmstar = REPO / "evals/data/vlmeval/MMStar.tsv"
-    pytester.runpytest_subprocess(*base, "--data", f"MMStar={mmstar}").assert_outcomes(passed=12, skipped=1)
+    pytester.runpytest_subprocess(*base, "--data", f"MMStar={mmstar}").assert_outcomes(passed=12, skipped=2)
     bad = pytester.runpytest_subprocess(*base, "--lmudata", str(lmu / "nope"))
     assert bad.ret != 0
     bad.stderr.fnmatch_lines(["*--lmudata*not a directory*"])
