@@ -31,6 +31,9 @@ def test_names_and_aggregations() -> None:
         "yes_no",
         "mme",
         "ocrbench",
+        "pope",
+        "hallusion",
+        "mathvista_prefetch",
     }
     assert DEFAULT_FLAVOR == "vlmevalkit"
     assert FLAVORS[0] == DEFAULT_FLAVOR

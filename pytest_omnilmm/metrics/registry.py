@@ -88,6 +88,8 @@ def _score_ocrbench(prediction: str, sample: Sample, flavor: str) -> Score:
 def _score_hallusion(prediction: str, sample: Sample, flavor: str) -> Score:
     from .hallusion import INDEX_FORM, hallusion_ids
 
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
     if hallusion_ids(sample.id) is None:
         return Score(None, f"index {sample.id!r} is not of HallusionBench's form {INDEX_FORM}: not scorable")
     return _score_yes_no(prediction, sample, flavor)
