@@ -288,6 +288,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if path is None or not path.exists():
             where = f"not found at {path}" if path is not None else "has no location"
             reason = f"dataset {name!r} {where}; set --data {name}=PATH (or omnilmm_data in ini)"
+            from .catalogue import lmudata_hint
+
+            reason += lmudata_hint(name)
             params.append(
                 pytest.param(
                     (case, Unavailable(name, reason, broken=False)),

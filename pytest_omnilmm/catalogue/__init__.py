@@ -14,7 +14,7 @@ from typing import Any
 
 from .prepare import hallusion_prepare, mmmu_prepare, mmmu_prompt
 
-__all__ = ["CATALOGUE", "Benchmark", "find", "lmudata_path"]
+__all__ = ["CATALOGUE", "Benchmark", "find", "lmudata_hint", "lmudata_path"]
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,11 @@ def lmudata_path(name: str, lmudata: Path | None) -> Path | None:
     if entry is None or lmudata is None:
         return None
     return lmudata / entry.file
+
+
+def lmudata_hint(name: str) -> str:
+    """For a skip reason: where else a catalogue dataset's file can come from ("" for other datasets)."""
+    entry = _BY_NAME.get(name)
+    if entry is None:
+        return ""
+    return f", or --lmudata DIR (or LMUData=DIR) with {entry.file} in it"
