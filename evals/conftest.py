@@ -17,6 +17,16 @@ _SPEED_ID = re.compile(r"::test_generation_speed\[(?P<label>[^\]]+)\]$")
 _EVAL_ID = re.compile(r"\[(?P<label>base|ckpt\d+)-")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Without the plugin, ``@pytest.mark.dataset`` means nothing and the evals would fail one by one with
+    # KeyErrors: say once what is missing instead.
+    if not config.pluginmanager.hasplugin("omnilmm"):
+        raise pytest.UsageError(
+            "the evals in evals/ need the pytest-omnilmm plugin, which is disabled or not installed; "
+            "drop `-p no:omnilmm` (or `pip install -e .` in this repository)"
+        )
+
+
 def _xdist_active(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput") or config.getoption("dist", "no") != "no"
 

@@ -245,3 +245,15 @@ def test_two_evals_of_one_dataset_are_refused(eval_project: pytest.Pytester, tin
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*dataset 'tiny' is already evaluated by *; give this eval its own*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_evals_without_the_plugin_say_so_in_one_line(pytester: pytest.Pytester) -> None:
+    evals = Path(__file__).resolve().parents[1] / "evals"
+    result = pytester.runpytest_subprocess(str(evals), "-p", "no:omnilmm", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR")]
+    assert errors == [
+        "ERROR: the evals in evals/ need the pytest-omnilmm plugin, which is disabled or not installed; "
+        "drop `-p no:omnilmm` (or `pip install -e .` in this repository)"
+    ]
+    assert "KeyError" not in result.stdout.str() + result.stderr.str()
