@@ -44,7 +44,10 @@ def speed_ids(choices: Any) -> list[str]:
     if len(choices) == 1:
         return ["model"]
     names = [choice.path.stem if choice.path is not None else "base" for choice in choices]
-    return [name if names.count(name) == 1 else f"{name}-{choice.label}" for name, choice in zip(names, choices)]
+    return [
+        name if names.count(name) == 1 else f"{name}-{choice.label}"
+        for name, choice in zip(names, choices, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -736,7 +736,9 @@ def test_hub_id_fails_fast_without_the_hub(
     monkeypatch.setenv("HF_HOME", str(eval_project.path / "empty-hf-home"))  # nothing cached
     if why == "offline-mode":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        expected = "*not in the Hugging Face cache, and offline mode is set*`hf download openbmb/MiniCPM-V-4_6`*"
+        expected = (
+            "*not in the Hugging Face cache, and offline mode is set*`hf download openbmb/MiniCPM-V-4_6`*"
+        )
     else:
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
         expected = (
