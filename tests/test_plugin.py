@@ -122,6 +122,29 @@ def test_sweep_loads_each_checkpoint_once(eval_project: pytest.Pytester, tiny_mo
     assert "ckpt2" in (run / "report.md").read_text()
 
 
+def test_ckpt_base_puts_the_base_model_in_a_sweep(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tiny_model / "model.safetensors"))
+    tuned = eval_project.path / "tuned.safetensors"
+    save_file({k: (v + 0.01 if v.is_floating_point() else v) for k, v in weights.items()}, str(tuned))
+    base = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume"]
+    eval_project.runpytest(*base).assert_outcomes(passed=6)
+    alone = {r.sample_id: (r.prediction, r.fingerprint) for r in records_of(eval_project)}
+    result = eval_project.runpytest(*base, "--ckpt", "base", "--ckpt", str(tuned), "-v")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*test_tiny?base-s0?*PASSED*", "*test_tiny?ckpt0-s0?*PASSED*"])
+    by_label: dict[str, dict] = {}
+    for r in records_of(eval_project):
+        by_label.setdefault(r.checkpoint, {})[r.sample_id] = (r.prediction, r.fingerprint)
+    assert set(by_label) == {"base", "ckpt0"}
+    assert by_label["base"] == alone  # the same model as a run without --ckpt
+    assert by_label["ckpt0"] != alone
+    twice = eval_project.runpytest(*base, "--ckpt", "base", "--ckpt", "base")
+    assert twice.ret == pytest.ExitCode.USAGE_ERROR
+    twice.stderr.fnmatch_lines(["ERROR: --ckpt base is given 2 times; give it once"])
+
+
 def test_k_selects_one_sample(eval_project: pytest.Pytester, tiny_model: Path) -> None:
     result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2", "-k", "s3")
     result.assert_outcomes(passed=1, deselected=5)
