@@ -138,6 +138,9 @@ def write_run_files(
     written.append(_write_json(run_dir / "summary.json", _jsonable(data)))
     for (label, dataset), answers in _answers(records).items():
         _write_json(run_dir / "answers" / label / f"{dataset}.json", answers)
+    from .predictions import write_predictions
+
+    written.extend(write_predictions(run_dir, records))
     from .gate import render_markdown
 
     summary_rows = [

@@ -140,6 +140,29 @@ def test_ckpt_base_puts_the_base_model_in_a_sweep(eval_project: pytest.Pytester,
     assert set(by_label) == {"base", "ckpt0"}
     assert by_label["base"] == alone  # the same model as a run without --ckpt
     assert by_label["ckpt0"] != alone
+    # One predictions table per checkpoint and dataset: the sweep's two models do not overwrite each other.
+    import csv
+
+    import openpyxl
+
+    run = run_dir(eval_project)
+    for label, expected in by_label.items():
+        with (run / "predictions" / label / "tiny.csv").open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [row["id"] for row in rows] == [f"s{i}" for i in range(6)]
+        assert {row["id"]: row["prediction"] for row in rows} == {k: v[0] for k, v in expected.items()}
+        assert {row["checkpoint"] for row in rows} == {label}
+        assert all(row["question"] and row["answers"].startswith("[") and row["score"] for row in rows)
+        sheet = openpyxl.load_workbook(run / "predictions" / label / "tiny.xlsx").active
+        assert [c.value for c in sheet[1]][:6] == [
+            "id",
+            "dataset",
+            "question",
+            "answers",
+            "prediction",
+            "score",
+        ]
+        assert sheet.max_row == 7
     twice = eval_project.runpytest(*base, "--ckpt", "base", "--ckpt", "base")
     assert twice.ret == pytest.ExitCode.USAGE_ERROR
     twice.stderr.fnmatch_lines(["ERROR: --ckpt base is given 2 times; give it once"])
