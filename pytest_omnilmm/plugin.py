@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -557,9 +557,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         engine = getattr(item, "funcargs", {}).get("omnilmm_engine")
         if engine is None:
             return report
-        error = None
+        error = check_failed = None
         if report.failed:
-            error = _one_line(call.excinfo)
+            if _is_golden_check(call, state):
+                check_failed = _one_line(call.excinfo)
+            else:
+                error = _one_line(call.excinfo)
         record = engine.make_record(
             _peer_task(item),
             state.case.dataset,
@@ -570,9 +573,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             state.notes or (),
             flavor=state.flavor,
         )
+        if check_failed is not None:
+            record = replace(record, check_failed=check_failed)
         engine.write(record)
         report.user_properties.append((RECORD_PROPERTY, record.to_json()))
     return report
+
+
+def _is_golden_check(call: pytest.CallInfo[None], state: ItemState) -> bool:
+    """An ``assert`` in the eval body after the answer was generated and scored: a failed sample."""
+    return (
+        call.when == "call"
+        and call.excinfo is not None
+        and call.excinfo.errisinstance(AssertionError)
+        and state.outcome is not None
+        and state.outcome.generated.error is None
+        and bool(state.scores)
+    )
 
 
 def _one_line(excinfo: Any) -> str:

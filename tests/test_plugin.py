@@ -303,3 +303,32 @@ def test_evals_without_the_plugin_say_so_in_one_line(pytester: pytest.Pytester) 
         "drop `-p no:omnilmm` (or `pip install -e .` in this repository)"
     ]
     assert "KeyError" not in result.stdout.str() + result.stderr.str()
+
+
+GOLDEN_EVAL = """
+import pytest
+
+@pytest.mark.dataset("tiny", path="tiny.jsonl", metric="exact_match")
+def test_tiny(sample, generate, score):
+    value = score(generate(sample))
+    assert value == 1.0, f"golden sample {sample.id} must be answered right"
+"""
+
+
+def test_a_failing_golden_assert_is_a_failed_sample_not_an_error(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    eval_project.makepyfile(test_tiny_eval=GOLDEN_EVAL)
+    result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2")
+    records = records_of(eval_project)
+    wrong = [r for r in records if r.scores["exact_match"] == 0.0]
+    assert wrong, "the random-weight model answered every sample right: the test needs a wrong answer"
+    result.assert_outcomes(failed=len(wrong), passed=6 - len(wrong))
+    for r in records:
+        assert r.error is None and r.prediction is not None
+        if r in wrong:
+            assert r.check_failed == f"AssertionError: golden sample {r.sample_id} must be answered right"
+        else:
+            assert r.check_failed is None
+    (row,) = json.loads((run_dir(eval_project) / "summary.json").read_text())["results"]
+    assert row["errors"] == 0 and row["failed_checks"] == len(wrong) and row["scored"] == 6
