@@ -332,3 +332,32 @@ def test_a_failing_golden_assert_is_a_failed_sample_not_an_error(
             assert r.check_failed is None
     (row,) = json.loads((run_dir(eval_project) / "summary.json").read_text())["results"]
     assert row["errors"] == 0 and row["failed_checks"] == len(wrong) and row["scored"] == 6
+
+
+def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from _pytest.junitxml import bin_xml_escape
+
+    xml = eval_project.path / "junit.xml"
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume", f"--junitxml={xml}"
+    )
+    result.assert_outcomes(passed=6)
+    records = {r.sample_id: r for r in records_of(eval_project)}
+    cases = ET.parse(xml).getroot().findall(".//testcase")
+    assert len(cases) == 6
+    assert len({r.batch_id for r in records.values()}) == 1  # one batch of 6: one generate call
+    share = next(iter(records.values())).latency_s / 6
+    times = []
+    for case in cases:
+        sample_id = case.get("name").split("-")[-1].rstrip("]")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        # junitxml writes control characters (random weights produce them) as #xNN: compare likewise.
+        assert props["prediction"] == bin_xml_escape(records[sample_id].prediction)
+        assert float(props["score"]) == records[sample_id].scores["exact_match"]
+        times.append(float(case.get("time")))
+    # Each item carries its share of the batch (plus setup/teardown), not 0 s or the whole batch.
+    assert all(share * 0.9 <= t <= share + 0.05 for t in times), (times, share)
