@@ -294,6 +294,7 @@ class EvalConfig:
     gpus: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    rootdir: Path | None = None  # the project under test (its git commit goes in the reports)
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -568,6 +569,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         gpus=_gpus(get("gpus"), env),
         shard=_shard(get("shard")),
         sources=sources,
+        rootdir=rootdir,
     )
 
 

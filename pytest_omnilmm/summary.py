@@ -93,7 +93,7 @@ def base_run_info(config: EvalConfig) -> dict[str, Any]:
             c.label: {"path": str(c.path) if c.path else "", "fingerprint": ""} for c in config.checkpoints
         },
         "versions": environment_versions(),
-        "git": git_state(config.results_dir.parent),
+        "git": git_state(config.rootdir or config.results_dir.parent),
     }
 
 

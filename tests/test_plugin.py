@@ -361,3 +361,26 @@ def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
         times.append(float(case.get("time")))
     # Each item carries its share of the batch (plus setup/teardown), not 0 s or the whole batch.
     assert all(share * 0.9 <= t <= share + 0.05 for t in times), (times, share)
+
+
+def test_git_commit_is_the_project_under_test(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+    project = eval_project.path
+    git("init", "-q", cwd=project)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "p", cwd=project)
+    # Results far away from the project, inside another repository: its commit must not be reported.
+    elsewhere = project.parent / f"{project.name}-results"
+    elsewhere.mkdir()
+    git("init", "-q", cwd=elsewhere)
+    git(
+        "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "r", cwd=elsewhere
+    )
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "2", "--results-dir", str(elsewhere / "out")
+    )
+    result.assert_outcomes(passed=6)
+    (run,) = (elsewhere / "out").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run_info"]["git"]["commit"] == git("rev-parse", "HEAD", cwd=project).strip()
