@@ -206,8 +206,8 @@ SETTINGS: tuple[Setting, ...] = (
         "--max-slowdown",
         "OMNILMM_MAX_SLOWDOWN",
         "omnilmm_max_slowdown",
-        "fail when p50 latency or samples/s is worse than the baseline's by more than this (e.g. 10%%); "
-        "gated only on the baseline's hardware",
+        "fail when p50 batch latency or samples/s is worse than the baseline's by more than this "
+        "(e.g. 10%%); gated only on the baseline's hardware",
     ),
     Setting(
         "gpus",
