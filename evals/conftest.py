@@ -13,8 +13,17 @@ XDIST_NOTE = (
     "pytest-benchmark is off under xdist, so test_generation_speed was skipped; the plugin's own timing "
     "(the perf line of the summary table, and summary.json) is the record of this run"
 )
-_SPEED_ID = re.compile(r"::test_generation_speed\[(?P<label>[^\]]+)\]$")
 _EVAL_ID = re.compile(r"\[(?P<label>base|ckpt\d+)-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Without the plugin, ``@pytest.mark.dataset`` means nothing and the evals would fail one by one with
+    # KeyErrors: say once what is missing instead.
+    if not config.pluginmanager.hasplugin("omnilmm"):
+        raise pytest.UsageError(
+            "the evals in evals/ need the pytest-omnilmm plugin, which is disabled or not installed; "
+            "drop `-p no:omnilmm` (or `pip install -e .` in this repository)"
+        )
 
 
 def _xdist_active(config: pytest.Config) -> bool:
@@ -44,6 +53,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["torch_threads"] = torch.get_num_threads()
 
 
+def _speed_role(item: pytest.Item) -> str | None:
+    """The checkpoint role a speed test times (its id is a display name, see test_speed.py)."""
+    if getattr(item, "originalname", None) != "test_generation_speed":
+        return None
+    return item.callspec.params.get("checkpoint_role")  # type: ignore[attr-defined]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
     """Move each checkpoint's speed test after that checkpoint's last eval item.
@@ -53,11 +69,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
     so inserting here never splits a batch.
     """
     result = yield
-    speed = [item for item in items if _SPEED_ID.search(item.nodeid)]
+    speed = [item for item in items if _speed_role(item) is not None]
     if speed:
-        rest = [item for item in items if not _SPEED_ID.search(item.nodeid)]
+        rest = [item for item in items if _speed_role(item) is None]
         for item in speed:
-            label = _SPEED_ID.search(item.nodeid)["label"]  # type: ignore[index]
+            label = _speed_role(item)
             last = max(
                 (
                     i

@@ -4,10 +4,13 @@
     pytest evals/test_speed.py --ckpt new.safetensors --benchmark-compare
 
 A fixed probe (the first 8 samples of the bundled demo VQA set; ``--limit`` does not apply) is generated
-with the run's own model, settings and batch size, and timed with ``benchmark.pedantic``. Test ids name the
-checkpoint's role (``test_generation_speed[base]``, ``[ckpt0]``, ...), not its path, so that
-``--benchmark-compare`` matches a new checkpoint against the one saved before it; the path, fingerprint,
-batch size and tokens/s are in ``extra_info``.
+with the run's own model, settings and batch size, and timed with ``benchmark.pedantic``.
+
+pytest-benchmark's ``--benchmark-compare`` matches tests by id, so ids are chosen to line up across runs: a
+run of one model (the base, or one ``--ckpt``) has the single id ``test_generation_speed[model]``, so a
+candidate is compared with whatever model the saved run timed; in a sweep each checkpoint is named by its
+file or folder name (``[base]``, ``[final]``, ``[step2000]``), so a later sweep over the same checkpoints
+compares each with itself. The role, path, fingerprint, batch size and tokens/s are in ``extra_info``.
 
 Under xdist pytest-benchmark switches itself off, so the test is skipped there (``conftest.py`` says so once)
 and the plugin's own per-sample timing (the summary table's perf line, ``summary.json``) is the record.
@@ -31,8 +34,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     from pytest_omnilmm.plugin import CONFIG_KEY
 
-    labels = [choice.label for choice in metafunc.config.stash[CONFIG_KEY].checkpoints]
-    metafunc.parametrize("checkpoint_role", labels, ids=labels)
+    choices = metafunc.config.stash[CONFIG_KEY].checkpoints
+    labels = [choice.label for choice in choices]
+    metafunc.parametrize("checkpoint_role", labels, ids=speed_ids(choices))
+
+
+def speed_ids(choices: Any) -> list[str]:
+    """``model`` for a one-model run; otherwise each checkpoint's file/folder name, made unique."""
+    if len(choices) == 1:
+        return ["model"]
+    names = [choice.path.stem if choice.path is not None else "base" for choice in choices]
+    return [
+        name if names.count(name) == 1 else f"{name}-{choice.label}"
+        for name, choice in zip(names, choices, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,14 @@
 """Latency, throughput and memory figures, computed from per-sample records (so xdist changes nothing).
 
 A record's ``latency_s`` is the wall time of the generate call that answered it: with batching, every
-sample of a batch waited that long. Throughput counts each batch's time once (``batch_id``).
+sample of a batch waited that long. Two figures come from it and are named apart everywhere (terminal table,
+summary.json, report.md, plot):
+
+- **batch latency** (``p50_latency_s``, ...): what a sample waited for its answer, the generate call's time;
+- **per-sample time** (``p50_sample_time_s``): that call's time divided by its batch size, the compute cost
+  of one sample, counted once per batch.
+
+Throughput counts each batch's time once (``batch_id``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ class PerfStats:
     p50_latency_s: float
     p90_latency_s: float
     p99_latency_s: float
+    p50_sample_time_s: float  # batch latency / batch size, one value per batch
     p50_ttft_s: float  # time to first token (NaN where generation could not stream)
     samples_per_s: float
     tokens_per_s: float
@@ -80,6 +88,7 @@ def perf_stats(records: Sequence[Record]) -> PerfStats:
         p50_latency_s=percentile(latencies, 50),
         p90_latency_s=percentile(latencies, 90),
         p99_latency_s=percentile(latencies, 99),
+        p50_sample_time_s=percentile([latency / max(size, 1) for latency, size in batches.values()], 50),
         p50_ttft_s=percentile(
             [float(r.extra["ttft_s"]) for r in timed if r.extra.get("ttft_s") is not None], 50
         ),

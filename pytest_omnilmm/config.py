@@ -56,7 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
         "OMNILMM_CKPT",
         "omnilmm_ckpt",
         "fine-tuned weights applied on top of --model_path: .safetensors, sharded or save_pretrained dir, "
-        ".bin/.pt/.pth (weights only), PEFT adapter dir. Repeat for a sweep; '' means none",
+        ".bin/.pt/.pth (weights only), PEFT adapter dir. Repeat for a sweep; '' means none; 'base' puts "
+        "the base model itself in a sweep (a file named base: ./base)",
         multiple=True,
     ),
     Setting(
@@ -212,8 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
         "--max-slowdown",
         "OMNILMM_MAX_SLOWDOWN",
         "omnilmm_max_slowdown",
-        "fail when p50 latency or samples/s is worse than the baseline's by more than this (e.g. 10%%); "
-        "gated only on the baseline's hardware",
+        "fail when p50 batch latency or samples/s is worse than the baseline's by more than this "
+        "(e.g. 10%%); gated only on the baseline's hardware",
     ),
     Setting(
         "gpus",
@@ -301,6 +302,7 @@ class EvalConfig:
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     lmudata: Path | None = None
+    rootdir: Path | None = None  # the project under test (its git commit goes in the reports)
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -373,14 +375,24 @@ def parse_data(entries: Sequence[str], *, base: Path) -> dict[str, Path]:
     return data
 
 
+# ``--ckpt base``: the base model itself, with no weights on top, as one model of a sweep.
+BASE_CKPT = "base"
+
+
 def _choose_checkpoints(raw: Sequence[str], model_path_given: bool) -> tuple[CheckpointChoice, ...]:
     from .checkpoint import CheckpointError, inspect_checkpoint
 
-    paths = [str(p) for p in raw if str(p).strip() != ""]
+    paths = [str(p).strip() for p in raw if str(p).strip() != ""]
     if not paths:
         return (CheckpointChoice("base", None),)
+    if paths.count(BASE_CKPT) > 1:
+        raise ConfigError(f"--ckpt {BASE_CKPT} is given {paths.count(BASE_CKPT)} times; give it once")
     choices = []
-    for i, raw_path in enumerate(paths):
+    i = 0
+    for raw_path in paths:
+        if raw_path == BASE_CKPT:
+            choices.append(CheckpointChoice("base", None))
+            continue
         path = Path(os.path.expanduser(raw_path)).resolve()
         try:
             spec = inspect_checkpoint(path)
@@ -388,6 +400,7 @@ def _choose_checkpoints(raw: Sequence[str], model_path_given: bool) -> tuple[Che
             raise ConfigError(f"--ckpt {raw_path}: {exc}") from None
         standalone = spec.has_config and not model_path_given
         choices.append(CheckpointChoice(f"ckpt{i}", path, standalone=standalone))
+        i += 1
     return tuple(choices)
 
 
@@ -465,10 +478,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
     if isinstance(ckpt_raw, str):
         ckpt_raw = [ckpt_raw]
     checkpoints = _choose_checkpoints(list(ckpt_raw), model_explicit)
-    all_standalone = all(c.standalone for c in checkpoints if c.path is not None) and any(
-        c.path is not None for c in checkpoints
-    )
-    needs_base = not all_standalone
+    needs_base = not all(c.path is not None and c.standalone for c in checkpoints)
     if needs_base:
         any_bare = any(c.path is not None and not c.standalone for c in checkpoints)
         model_path, is_local = _check_model_path(
@@ -583,6 +593,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         gpus=_gpus(get("gpus"), env),
         shard=_shard(get("shard")),
         sources=sources,
+        rootdir=rootdir,
     )
 
 

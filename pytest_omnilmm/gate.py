@@ -1063,7 +1063,7 @@ def render_markdown(
             "errors",
             "mean",
             "95 % CI",
-            "p50 latency",
+            "p50 batch latency",
             "samples/s",
         ]
         body = []

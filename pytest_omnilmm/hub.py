@@ -45,11 +45,12 @@ def hub_availability(repo_id: str) -> str | None:
     if any(_is_set(v) for v in OFFLINE_VARS):
         return (
             "is not a local directory and not in the Hugging Face cache, and offline mode is set "
-            "(HF_HUB_OFFLINE); download it first (huggingface-cli download) or pass a local directory"
+            f"(HF_HUB_OFFLINE); download it first (`hf download {repo_id}`) or pass a local directory"
         )
     if not hub_reachable():
         return (
             "is not a local directory and the Hugging Face hub cannot be reached (no network); "
-            "download it on a connected machine and pass the local directory"
+            f"on a connected machine run `hf download {repo_id} --local-dir DIR`, copy DIR here and pass "
+            "--model_path DIR (or copy the hub cache and set HF_HUB_OFFLINE=1 to run offline)"
         )
     return None

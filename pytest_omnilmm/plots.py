@@ -128,9 +128,9 @@ def _latency(records: Sequence[Record]) -> Figure | None:
     fig, (ax,) = _grid(1, width=max(4.2, 1.2 * len(labels) + 2))
     ax.boxplot([sorted(per_ckpt[lab].values()) for lab in labels])
     ax.set_xticks(range(1, len(labels) + 1), labels)  # set apart: boxplot's label keyword was renamed in 3.9
-    ax.set_title("generation time per sample (one point per batch)")
+    ax.set_title("per-sample time: batch latency / batch size (one point per batch)")
     ax.set_xlabel("checkpoint")
-    ax.set_ylabel("seconds per sample")
+    ax.set_ylabel("per-sample time (s)")
     return fig
 
 

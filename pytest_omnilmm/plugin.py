@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -570,9 +570,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         engine = getattr(item, "funcargs", {}).get("omnilmm_engine")
         if engine is None:
             return report
-        error = None
+        error = check_failed = None
         if report.failed:
-            error = _one_line(call.excinfo)
+            if _is_golden_check(call, state):
+                check_failed = _one_line(call.excinfo)
+            else:
+                error = _one_line(call.excinfo)
         record = engine.make_record(
             _peer_task(item),
             state.case.dataset,
@@ -583,9 +586,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             state.notes or (),
             flavor=state.flavor,
         )
+        if check_failed is not None:
+            record = replace(record, check_failed=check_failed)
         engine.write(record)
         report.user_properties.append((RECORD_PROPERTY, record.to_json()))
+        _junit_view(item, report, record)
     return report
+
+
+def _junit_view(item: pytest.Item, report: pytest.TestReport, record: Any) -> None:
+    """What CI test views (JUnit XML) show per sample: its own share of the batch's time, and its answer.
+
+    The first item of a batch runs the whole batch's generate call; without this, JUnit would charge all of
+    it to that item and ~0 s to the others.
+    """
+    if report.when == "call" and not record.resumed and record.batch_size > 0 and record.latency_s > 0:
+        report.duration = record.latency_s / record.batch_size
+    # On the item, not this report: JUnit XML reads the properties of the teardown report, copied from it.
+    item.user_properties.append(("prediction", record.prediction if record.prediction is not None else ""))
+    score = record.scores.get(record.metric) if record.metric else None
+    item.user_properties.append(("score", "" if score is None else score))
+
+
+def _is_golden_check(call: pytest.CallInfo[None], state: ItemState) -> bool:
+    """An ``assert`` in the eval body after the answer was generated and scored: a failed sample."""
+    return (
+        call.when == "call"
+        and call.excinfo is not None
+        and call.excinfo.errisinstance(AssertionError)
+        and state.outcome is not None
+        and state.outcome.generated.error is None
+        and bool(state.scores)
+    )
 
 
 def _one_line(excinfo: Any) -> str:

@@ -42,6 +42,9 @@ class Record:
     group: str | None = None
     category: str | None = None
     error: str | None = None
+    # A golden-sample assert that failed: the sample was answered and scored (its score counts as is), so it
+    # is a failed sample, not an errored one.
+    check_failed: str | None = None
     latency_s: float = 0.0
     batch_id: str = ""
     batch_size: int = 1

@@ -62,9 +62,10 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
                 )
         p = info["perf"].get(label, {})
         lines.append(
-            f"  perf: load {_fmt(p.get('load_time_s'), '.2f')} s | latency p50 {_ms(p.get('p50_latency_s'))} "
+            f"  perf: load {_fmt(p.get('load_time_s'), '.2f')} s | "
+            f"batch latency p50 {_ms(p.get('p50_latency_s'))} "
             f"p90 {_ms(p.get('p90_latency_s'))} p99 {_ms(p.get('p99_latency_s'))} "
-            f"ttft p50 {_ms(p.get('p50_ttft_s'))} | "
+            f"ttft p50 {_ms(p.get('p50_ttft_s'))} | per-sample time p50 {_ms(p.get('p50_sample_time_s'))} | "
             f"{_fmt(p.get('samples_per_s'), '.1f')} samples/s | "
             f"{_fmt(p.get('tokens_per_s'), '.1f')} tokens/s | "
             f"batch {_fmt(p.get('mean_batch_size'), '.1f')} | "
@@ -139,6 +140,9 @@ def write_run_files(
     written.append(_write_json(run_dir / "summary.json", _jsonable(data)))
     for (label, dataset), answers in _answers(records).items():
         _write_json(run_dir / "answers" / label / f"{dataset}.json", answers)
+    from .predictions import write_predictions
+
+    written.extend(write_predictions(run_dir, records))
     from .gate import render_markdown
 
     summary_rows = [

@@ -74,6 +74,7 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
             "metric_flavor": recs[0].metric_flavor,
             "n": len(recs),
             "errors": sum(1 for r in recs if r.error is not None),
+            "failed_checks": sum(1 for r in recs if r.check_failed is not None),
             "scored": sum(1 for s in scored if s.value is not None),
             "resumed": sum(1 for r in recs if r.resumed),
             "mean": _round(primary.mean) if primary is not None else None,
@@ -100,7 +101,7 @@ def base_run_info(config: EvalConfig) -> dict[str, Any]:
             c.label: {"path": str(c.path) if c.path else "", "fingerprint": ""} for c in config.checkpoints
         },
         "versions": environment_versions(),
-        "git": git_state(config.results_dir.parent),
+        "git": git_state(config.rootdir or config.results_dir.parent),
     }
 
 

@@ -63,8 +63,8 @@ def test_rates_count_each_batch_once_and_leave_out_resumed_and_unstarted() -> No
 
     records = [
         *(record(f"a{i}", "w:base:1:9", 2.0, 4, tokens=5) for i in range(4)),
-        *(record(f"b{i}", "w:base:2:9", 1.0, 2, tokens=3) for i in range(2)),
-        record("c0", "w:base:3:9", 0.5, 1, tokens=7),
+        *(record(f"b{i}", "w:base:2:9", 1.2, 2, tokens=3) for i in range(2)),
+        record("c0", "w:base:3:9", 0.7, 1, tokens=7),
         # answered by an earlier run: not timed now, whatever its old latency
         *(record(f"r{i}", "old:base:1:1", 9.0, 2, tokens=100, resumed=True) for i in range(2)),
         # failed before any generate call (bad image): no batch, no time
@@ -72,13 +72,16 @@ def test_rates_count_each_batch_once_and_leave_out_resumed_and_unstarted() -> No
     ]
     stats = perf_stats(records)
     assert (stats.samples, stats.resumed, stats.batches) == (7, 2, 3)
-    busy = 2.0 + 1.0 + 0.5
+    busy = 2.0 + 1.2 + 0.7
     assert stats.samples_per_s == pytest.approx(7 / busy)
     assert stats.tokens_per_s == pytest.approx((4 * 5 + 2 * 3 + 7) / busy)
     assert stats.mean_batch_size == pytest.approx(7 / 3)
-    latencies = [2.0] * 4 + [1.0] * 2 + [0.5]
+    latencies = [2.0] * 4 + [1.2] * 2 + [0.7]
     for q, got in ((50, stats.p50_latency_s), (90, stats.p90_latency_s), (99, stats.p99_latency_s)):
         assert got == pytest.approx(float(np.percentile(latencies, q)))
+    # Per-sample time: each batch once (not each sample), its time over its size: 2.0/4, 1.2/2, 0.7/1
+    # -> median 0.6 (weighting by samples would give 0.5).
+    assert stats.p50_sample_time_s == pytest.approx(0.6)
 
 
 def test_memory_load_time_and_device_come_from_the_records() -> None:

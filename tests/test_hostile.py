@@ -736,10 +736,15 @@ def test_hub_id_fails_fast_without_the_hub(
     monkeypatch.setenv("HF_HOME", str(eval_project.path / "empty-hf-home"))  # nothing cached
     if why == "offline-mode":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        expected = "*is not a local directory and not in the Hugging Face cache, and offline mode is set*"
+        expected = (
+            "*not in the Hugging Face cache, and offline mode is set*`hf download openbmb/MiniCPM-V-4_6`*"
+        )
     else:
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
-        expected = "*is not a local directory and the Hugging Face hub cannot be reached (no network)*"
+        expected = (
+            "*the Hugging Face hub cannot be reached (no network)*`hf download openbmb/MiniCPM-V-4_6 "
+            "--local-dir DIR`*HF_HUB_OFFLINE=1*"
+        )
     started = time.monotonic()
     result = eval_project.runpytest_subprocess("--model_path", "openbmb/MiniCPM-V-4_6")
     assert time.monotonic() - started < 10

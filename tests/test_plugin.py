@@ -122,6 +122,52 @@ def test_sweep_loads_each_checkpoint_once(eval_project: pytest.Pytester, tiny_mo
     assert "ckpt2" in (run / "report.md").read_text()
 
 
+def test_ckpt_base_puts_the_base_model_in_a_sweep(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(tiny_model / "model.safetensors"))
+    tuned = eval_project.path / "tuned.safetensors"
+    save_file({k: (v + 0.01 if v.is_floating_point() else v) for k, v in weights.items()}, str(tuned))
+    base = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume"]
+    eval_project.runpytest(*base).assert_outcomes(passed=6)
+    alone = {r.sample_id: (r.prediction, r.fingerprint) for r in records_of(eval_project)}
+    result = eval_project.runpytest(*base, "--ckpt", "base", "--ckpt", str(tuned), "-v")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*test_tiny?base-s0?*PASSED*", "*test_tiny?ckpt0-s0?*PASSED*"])
+    by_label: dict[str, dict] = {}
+    for r in records_of(eval_project):
+        by_label.setdefault(r.checkpoint, {})[r.sample_id] = (r.prediction, r.fingerprint)
+    assert set(by_label) == {"base", "ckpt0"}
+    assert by_label["base"] == alone  # the same model as a run without --ckpt
+    assert by_label["ckpt0"] != alone
+    # One predictions table per checkpoint and dataset: the sweep's two models do not overwrite each other.
+    import csv
+
+    import openpyxl
+
+    run = run_dir(eval_project)
+    for label, expected in by_label.items():
+        with (run / "predictions" / label / "tiny.csv").open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [row["id"] for row in rows] == [f"s{i}" for i in range(6)]
+        assert {row["id"]: row["prediction"] for row in rows} == {k: v[0] for k, v in expected.items()}
+        assert {row["checkpoint"] for row in rows} == {label}
+        assert all(row["question"] and row["answers"].startswith("[") and row["score"] for row in rows)
+        sheet = openpyxl.load_workbook(run / "predictions" / label / "tiny.xlsx").active
+        assert [c.value for c in sheet[1]][:6] == [
+            "id",
+            "dataset",
+            "question",
+            "answers",
+            "prediction",
+            "score",
+        ]
+        assert sheet.max_row == 7
+    twice = eval_project.runpytest(*base, "--ckpt", "base", "--ckpt", "base")
+    assert twice.ret == pytest.ExitCode.USAGE_ERROR
+    twice.stderr.fnmatch_lines(["ERROR: --ckpt base is given 2 times; give it once"])
+
+
 def test_k_selects_one_sample(eval_project: pytest.Pytester, tiny_model: Path) -> None:
     result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2", "-k", "s3")
     result.assert_outcomes(passed=1, deselected=5)
@@ -245,3 +291,96 @@ def test_two_evals_of_one_dataset_are_refused(eval_project: pytest.Pytester, tin
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*dataset 'tiny' is already evaluated by *; give this eval its own*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_evals_without_the_plugin_say_so_in_one_line(pytester: pytest.Pytester) -> None:
+    evals = Path(__file__).resolve().parents[1] / "evals"
+    result = pytester.runpytest_subprocess(str(evals), "-p", "no:omnilmm", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR")]
+    assert errors == [
+        "ERROR: the evals in evals/ need the pytest-omnilmm plugin, which is disabled or not installed; "
+        "drop `-p no:omnilmm` (or `pip install -e .` in this repository)"
+    ]
+    assert "KeyError" not in result.stdout.str() + result.stderr.str()
+
+
+GOLDEN_EVAL = """
+import pytest
+
+@pytest.mark.dataset("tiny", path="tiny.jsonl", metric="exact_match")
+def test_tiny(sample, generate, score):
+    value = score(generate(sample))
+    assert value == 1.0, f"golden sample {sample.id} must be answered right"
+"""
+
+
+def test_a_failing_golden_assert_is_a_failed_sample_not_an_error(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    eval_project.makepyfile(test_tiny_eval=GOLDEN_EVAL)
+    result = eval_project.runpytest("--model_path", str(tiny_model), "--max-new-tokens", "2")
+    records = records_of(eval_project)
+    wrong = [r for r in records if r.scores["exact_match"] == 0.0]
+    assert wrong, "the random-weight model answered every sample right: the test needs a wrong answer"
+    result.assert_outcomes(failed=len(wrong), passed=6 - len(wrong))
+    for r in records:
+        assert r.error is None and r.prediction is not None
+        if r in wrong:
+            assert r.check_failed == f"AssertionError: golden sample {r.sample_id} must be answered right"
+        else:
+            assert r.check_failed is None
+    (row,) = json.loads((run_dir(eval_project) / "summary.json").read_text())["results"]
+    assert row["errors"] == 0 and row["failed_checks"] == len(wrong) and row["scored"] == 6
+
+
+def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
+    eval_project: pytest.Pytester, tiny_model: Path
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from _pytest.junitxml import bin_xml_escape
+
+    xml = eval_project.path / "junit.xml"
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume", f"--junitxml={xml}"
+    )
+    result.assert_outcomes(passed=6)
+    records = {r.sample_id: r for r in records_of(eval_project)}
+    cases = ET.parse(xml).getroot().findall(".//testcase")
+    assert len(cases) == 6
+    assert len({r.batch_id for r in records.values()}) == 1  # one batch of 6: one generate call
+    share = next(iter(records.values())).latency_s / 6
+    times = []
+    for case in cases:
+        sample_id = case.get("name").split("-")[-1].rstrip("]")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        # junitxml writes control characters (random weights produce them) as #xNN: compare likewise.
+        assert props["prediction"] == bin_xml_escape(records[sample_id].prediction)
+        assert float(props["score"]) == records[sample_id].scores["exact_match"]
+        times.append(float(case.get("time")))
+    # Each item carries its share of the batch (plus setup/teardown), not 0 s or the whole batch.
+    assert all(share * 0.9 <= t <= share + 0.05 for t in times), (times, share)
+
+
+def test_git_commit_is_the_project_under_test(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    def git(*args: str, cwd: Path) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+    project = eval_project.path
+    git("init", "-q", cwd=project)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "p", cwd=project)
+    # Results far away from the project, inside another repository: its commit must not be reported.
+    elsewhere = project.parent / f"{project.name}-results"
+    elsewhere.mkdir()
+    git("init", "-q", cwd=elsewhere)
+    git(
+        "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "r", cwd=elsewhere
+    )
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "2", "--results-dir", str(elsewhere / "out")
+    )
+    result.assert_outcomes(passed=6)
+    (run,) = (elsewhere / "out").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run_info"]["git"]["commit"] == git("rev-parse", "HEAD", cwd=project).strip()

@@ -1,4 +1,4 @@
-"""The pytest-benchmark bridge (``evals/test_speed.py``): JSON with role ids and extra_info, comparison of a
+"""The pytest-benchmark bridge (``evals/test_speed.py``): JSON with stable ids and extra_info, comparison of a
 new checkpoint against the saved one, and the one-line note that replaces it under xdist."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def sweep_args(model: Path, *ckpts: Path) -> list[str]:
     ]
 
 
-def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
+def test_benchmark_json_has_named_ids_extra_info_and_machine_info(
     speed_project: pytest.Pytester, tiny_model: Path, two_checkpoints: tuple[Path, Path]
 ) -> None:
     import torch
@@ -93,9 +93,10 @@ def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
     result.assert_outcomes(passed=2 * 6 + 2)
     data = json.loads(out.read_text())
     by_name = {bench["name"]: bench for bench in data["benchmarks"]}
-    assert set(by_name) == {"test_generation_speed[ckpt0]", "test_generation_speed[ckpt1]"}
+    # In a sweep each checkpoint is named by its file name (a, b: see two_checkpoints), not its role.
+    assert set(by_name) == {f"test_generation_speed[{a.stem}]", f"test_generation_speed[{b.stem}]"}
     for label, path in (("ckpt0", a), ("ckpt1", b)):
-        bench = by_name[f"test_generation_speed[{label}]"]
+        bench = by_name[f"test_generation_speed[{path.stem}]"]
         info = bench["extra_info"]
         assert info["checkpoint_role"] == label
         assert info["checkpoint_path"] == str(path)
@@ -104,8 +105,8 @@ def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
         assert info["generated_tokens"] > 0 and info["tokens_per_s"] > 0 and info["samples_per_s"] > 0
         assert bench["stats"]["rounds"] == 3 and bench["stats"]["min"] > 0
     assert (
-        by_name["test_generation_speed[ckpt0]"]["extra_info"]["fingerprint"]
-        != (by_name["test_generation_speed[ckpt1]"]["extra_info"]["fingerprint"])
+        by_name[f"test_generation_speed[{a.stem}]"]["extra_info"]["fingerprint"]
+        != (by_name[f"test_generation_speed[{b.stem}]"]["extra_info"]["fingerprint"])
     )
     machine = data["machine_info"]
     assert machine["torch_version"] == torch.__version__
@@ -114,22 +115,32 @@ def test_benchmark_json_has_role_ids_extra_info_and_machine_info(
 
     # Each speed test runs right after its checkpoint's evals, so no checkpoint is loaded twice.
     order = [line.split(" ")[0].split("::")[-1] for line in result.outlines if " PASSED" in line]
-    assert order.index("test_generation_speed[ckpt0]") == 6
-    assert order.index("test_generation_speed[ckpt1]") == 13
+    assert order.index(f"test_generation_speed[{a.stem}]") == 6
+    assert order.index(f"test_generation_speed[{b.stem}]") == 13
     run = sorted((speed_project.path / ".omnilmm-results").iterdir())[-1]
     assert {r.extra["model_loads"] for r in read_records(run / "records.jsonl")} == {1}
 
-    # A new checkpoint in the same role is compared with the saved one, though its path differs.
+    # A later sweep over the same checkpoints compares each with its own saved timing.
+    compared = speed_project.runpytest(*sweep_args(tiny_model, a, b), "--benchmark-compare", "-k", "speed")
+    compared.assert_outcomes(passed=2)
+    # The table is sorted by time, so the saved and the new rows come in either order.
+    for name in (a.stem, b.stem):
+        compared.stdout.fnmatch_lines([f"*test_generation_speed[[]{name}[]] (0001_first)*"])
+        compared.stdout.fnmatch_lines([f"*test_generation_speed[[]{name}[]] (NOW)*"])
+
+
+def test_benchmark_compare_lines_up_a_candidate_with_the_saved_base(
+    speed_project: pytest.Pytester, tiny_model: Path, two_checkpoints: tuple[Path, Path]
+) -> None:
+    """The README's recipe: time the base once, then compare a candidate checkpoint with it."""
+    saved = speed_project.runpytest(*sweep_args(tiny_model), "--benchmark-save", "shipped", "-k", "speed")
+    saved.assert_outcomes(passed=1)
     compared = speed_project.runpytest(
-        *sweep_args(tiny_model, b),
-        "--benchmark-compare",
-        "-k",
-        "speed",
+        *sweep_args(tiny_model, two_checkpoints[0]), "--benchmark-compare", "-k", "speed"
     )
     compared.assert_outcomes(passed=1)
-    # The table is sorted by time, so the saved and the new row come in either order.
-    compared.stdout.fnmatch_lines(["*test_generation_speed[[]ckpt0[]] (0001_first)*"])
-    compared.stdout.fnmatch_lines(["*test_generation_speed[[]ckpt0[]] (NOW)*"])
+    compared.stdout.fnmatch_lines(["*test_generation_speed[[]model[]] (0001_shipped)*"])
+    compared.stdout.fnmatch_lines(["*test_generation_speed[[]model[]] (NOW)*"])
 
 
 def test_under_xdist_the_speed_test_is_skipped_with_one_note(
