@@ -107,6 +107,14 @@ SETTINGS: tuple[Setting, ...] = (
         "beam search width (1 = greedy)",
         default="1",
     ),
+    # -- backends (issue 13 point 8, issue 16) --
+    Setting(
+        "max_prompt_tokens",
+        "--max-prompt-tokens",
+        "OMNILMM_MAX_PROMPT_TOKENS",
+        "omnilmm_max_prompt_tokens",
+        "a sample whose prompt has more tokens fails alone (default: the model's context length)",
+    ),
     Setting(
         "limit",
         "--limit",
@@ -293,6 +301,7 @@ class EvalConfig:
     gpus: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    max_prompt_tokens: int | None = None  # None: the model's own context length
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -478,6 +487,12 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
 
     limit_raw = get("limit")
     limit = None if limit_raw in (None, "") else _int("limit", "--limit", limit_raw, minimum=1)
+    prompt_raw = get("max_prompt_tokens")
+    max_prompt_tokens = (
+        None
+        if prompt_raw in (None, "")
+        else _int("max_prompt_tokens", "--max-prompt-tokens", prompt_raw, minimum=1)
+    )
 
     flavor = str(get("metric_flavor")).strip()
     flavors = ("vlmevalkit", "vlmevalkit-2025.01", "omnilmm")
@@ -539,6 +554,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         max_new_tokens=_int("max_new_tokens", "--max-new-tokens", get("max_new_tokens"), minimum=1),
         num_beams=_int("num_beams", "--num-beams", get("num_beams"), minimum=1),
         limit=limit,
+        max_prompt_tokens=max_prompt_tokens,
         limit_seed=_int("limit_seed", "--limit-seed", get("limit_seed"), minimum=0),
         results_dir=results_dir,
         metric_flavor=flavor,

@@ -161,7 +161,9 @@ class Engine:
         self.writer = writer
         self.worker = worker
         self.resume_index = resume_index
-        self.settings = GenerationSettings(config.generate_method, config.max_new_tokens, config.num_beams)
+        self.settings = GenerationSettings(
+            config.generate_method, config.max_new_tokens, config.num_beams, config.max_prompt_tokens
+        )
         self.settings_hash = settings_hash(config)
         self.batch_limit = config.batch_size  # shrinks for good after an out-of-memory in auto mode
         self._ready: dict[str, Outcome] = {}
