@@ -109,6 +109,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # -- backends (issue 13 point 8, issue 16) --
     Setting(
+        "backend",
+        "--backend",
+        "OMNILMM_BACKEND",
+        "omnilmm_backend",
+        "what generates: hf (in-process transformers) or a backend registered under the entry point group "
+        "pytest_omnilmm.backends",
+        default="hf",
+    ),
+    Setting(
         "max_prompt_tokens",
         "--max-prompt-tokens",
         "OMNILMM_MAX_PROMPT_TOKENS",
@@ -302,6 +311,7 @@ class EvalConfig:
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     max_prompt_tokens: int | None = None  # None: the model's own context length
+    backend: str = "hf"
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -487,6 +497,14 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
 
     limit_raw = get("limit")
     limit = None if limit_raw in (None, "") else _int("limit", "--limit", limit_raw, minimum=1)
+    backend = str(get("backend") or "hf").strip()
+    from .backends import available_backends  # entry points: read here, once, in pytest_configure
+
+    if backend not in available_backends():
+        raise ConfigError(
+            f"--backend {backend!r}: no such backend; installed: {', '.join(available_backends())} "
+            "(third-party backends register under the entry point group 'pytest_omnilmm.backends')"
+        )
     prompt_raw = get("max_prompt_tokens")
     max_prompt_tokens = (
         None
@@ -555,6 +573,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         num_beams=_int("num_beams", "--num-beams", get("num_beams"), minimum=1),
         limit=limit,
         max_prompt_tokens=max_prompt_tokens,
+        backend=backend,
         limit_seed=_int("limit_seed", "--limit-seed", get("limit_seed"), minimum=0),
         results_dir=results_dir,
         metric_flavor=flavor,
