@@ -23,7 +23,10 @@ from ..models import Generated, GenerationSettings, ModelRequest
 from ..sample import Part
 
 ENTRY_POINT_GROUP = "pytest_omnilmm.backends"
-BUILTIN: Mapping[str, str] = {"hf": "pytest_omnilmm.backends.hf:HFBackend"}
+BUILTIN: Mapping[str, str] = {
+    "hf": "pytest_omnilmm.backends.hf:HFBackend",
+    "openai": "pytest_omnilmm.backends.openai:OpenAIBackend",
+}
 
 __all__ = [
     "BUILTIN",
