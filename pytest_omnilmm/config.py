@@ -596,6 +596,13 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
             "--backend openai needs --api-base URL and --api-model NAME "
             "(e.g. --api-base http://127.0.0.1:8000/v1 --api-model MiniCPM-V-4_6)"
         )
+    if backend == "openai" and api["api_key_env"] and not os.environ.get(str(api["api_key_env"])):
+        raise ConfigError(f"--api-key-env {api['api_key_env']}: that environment variable is not set")
+    if backend == "vllm":
+        from .backends.vllm import NOT_INSTALLED, vllm_available
+
+        if not vllm_available():
+            raise ConfigError(NOT_INSTALLED)
     prompt_raw = get("max_prompt_tokens")
     max_prompt_tokens = (
         None

@@ -109,3 +109,27 @@ def test_an_unknown_backend_is_one_line_naming_the_installed_ones(echo_project: 
     assert outcome.ret != 0
     text = outcome.stdout.str() + outcome.stderr.str()
     assert "--backend 'nosuch': no such backend; installed: echo, hf" in text
+
+
+def test_vllm_backend_is_one_line_where_vllm_is_not_importable(echo_project: pytest.Pytester) -> None:
+    from pytest_omnilmm.backends.vllm import vllm_available
+
+    if vllm_available():
+        pytest.skip("vLLM is importable here: the GPU test below runs instead")
+    outcome = echo_project.runpytest("--backend", "vllm")
+    assert outcome.ret != 0
+    text = outcome.stdout.str() + outcome.stderr.str()
+    assert "--backend vllm: vLLM is not importable here" in text and "Traceback" not in text
+
+
+def test_vllm_backend_runs_the_bundled_evals(echo_project: pytest.Pytester) -> None:
+    from pytest_omnilmm.backends.vllm import vllm_available
+
+    if not vllm_available():
+        pytest.skip("vLLM is not importable beside this project's torch (see DESIGN.md); needs a GPU env")
+    results = echo_project.path / "results"
+    outcome = echo_project.runpytest("--backend", "vllm", "--limit", "8", "--results-dir", str(results))
+    (run_dir,) = results.iterdir()
+    records = list(read_records(run_dir / "records.jsonl"))
+    assert records and all(r.error is None for r in records)
+    assert outcome.ret == 0

@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "pytest_omnilmm.backends"
 BUILTIN: Mapping[str, str] = {
     "hf": "pytest_omnilmm.backends.hf:HFBackend",
     "openai": "pytest_omnilmm.backends.openai:OpenAIBackend",
+    "vllm": "pytest_omnilmm.backends.vllm:VLLMBackend",
 }
 
 __all__ = [
