@@ -72,7 +72,6 @@ def test_generation_speed(
     engine = request.getfixturevalue("omnilmm_engine")
     from pytest_omnilmm.engine import ModelUnavailable
     from pytest_omnilmm.generation import default_prompt
-    from pytest_omnilmm.models import generate_batch, is_out_of_memory
 
     model_request = engine.requests[checkpoint_role]
     try:
@@ -100,14 +99,14 @@ def test_generation_speed(
     def target() -> None:
         out = []
         for start in range(0, len(parts), batch):
-            out.extend(generate_batch(loaded, parts[start : start + batch], engine.settings))
+            out.extend(engine.backend.generate(loaded, parts[start : start + batch], engine.settings))
         synchronize()
         answers[:] = out
 
     try:
         benchmark.pedantic(target, setup=setup, rounds=ROUNDS, warmup_rounds=1, iterations=1)
     except Exception as exc:
-        if not is_out_of_memory(exc):
+        if not engine.backend.is_out_of_memory(exc):
             raise
         pytest.fail(
             f"{checkpoint_role}: out of memory generating the speed probe at batch size {batch} on "

@@ -108,6 +108,83 @@ SETTINGS: tuple[Setting, ...] = (
         "beam search width (1 = greedy)",
         default="1",
     ),
+    # -- backends (issue 13 point 8, issue 16) --
+    Setting(
+        "backend",
+        "--backend",
+        "OMNILMM_BACKEND",
+        "omnilmm_backend",
+        "what generates: hf (in-process transformers) or a backend registered under the entry point group "
+        "pytest_omnilmm.backends",
+        default="hf",
+    ),
+    Setting(
+        "api_base",
+        "--api-base",
+        "OMNILMM_API_BASE",
+        "omnilmm_api_base",
+        "--backend openai: the server's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1",
+    ),
+    Setting(
+        "api_model",
+        "--api-model",
+        "OMNILMM_API_MODEL",
+        "omnilmm_api_model",
+        "--backend openai: the model name the server serves",
+    ),
+    Setting(
+        "api_key_env",
+        "--api-key-env",
+        "OMNILMM_API_KEY_ENV",
+        "omnilmm_api_key_env",
+        "--backend openai: the NAME of the environment variable holding the API key (never the key)",
+    ),
+    Setting(
+        "concurrency",
+        "--concurrency",
+        "OMNILMM_CONCURRENCY",
+        "omnilmm_concurrency",
+        "--backend openai: requests in flight",
+        default="4",
+    ),
+    Setting(
+        "stream",
+        "--stream",
+        "OMNILMM_STREAM",
+        "omnilmm_stream",
+        "--backend openai: stream answers to measure time to first token (1/0)",
+        default="0",
+    ),
+    Setting(
+        "model_revision",
+        "--model-revision",
+        "OMNILMM_MODEL_REVISION",
+        "omnilmm_model_revision",
+        "--backend openai: the served weights' revision; part of the resume key",
+    ),
+    Setting(
+        "request_timeout",
+        "--request-timeout",
+        "OMNILMM_REQUEST_TIMEOUT",
+        "omnilmm_request_timeout",
+        "--backend openai: seconds per request before it is retried",
+        default="120",
+    ),
+    Setting(
+        "tensor_parallel_size",
+        "--tensor-parallel-size",
+        "OMNILMM_TENSOR_PARALLEL_SIZE",
+        "omnilmm_tensor_parallel_size",
+        "--backend vllm: GPUs per model",
+        default="1",
+    ),
+    Setting(
+        "max_prompt_tokens",
+        "--max-prompt-tokens",
+        "OMNILMM_MAX_PROMPT_TOKENS",
+        "omnilmm_max_prompt_tokens",
+        "a sample whose prompt has more tokens fails alone (default: the model's context length)",
+    ),
     Setting(
         "limit",
         "--limit",
@@ -303,6 +380,17 @@ class EvalConfig:
     sources: Mapping[str, str] = field(default_factory=dict)
     lmudata: Path | None = None
     rootdir: Path | None = None  # the project under test (its git commit goes in the reports)
+    max_prompt_tokens: int | None = None  # None: the model's own context length
+    backend: str = "hf"
+    api_base: str = ""
+    api_model: str = ""
+    api_key_env: str = ""
+    model_revision: str = ""
+    concurrency: int = 4
+    stream: bool = False
+    request_timeout: float = 120.0
+    retries: int = 3
+    tensor_parallel_size: int = 1
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -509,6 +597,49 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
 
     limit_raw = get("limit")
     limit = None if limit_raw in (None, "") else _int("limit", "--limit", limit_raw, minimum=1)
+    backend = str(get("backend") or "hf").strip()
+    from .backends import available_backends  # entry points: read here, once, in pytest_configure
+
+    if backend not in available_backends():
+        raise ConfigError(
+            f"--backend {backend!r}: no such backend; installed: {', '.join(available_backends())} "
+            "(third-party backends register under the entry point group 'pytest_omnilmm.backends')"
+        )
+    api = {
+        "api_base": str(get("api_base") or "").strip(),
+        "api_model": str(get("api_model") or "").strip(),
+        "api_key_env": str(get("api_key_env") or "").strip(),
+        "model_revision": str(get("model_revision") or "").strip(),
+        "concurrency": _int("concurrency", "--concurrency", get("concurrency") or 4, minimum=1),
+        "stream": _truthy(get("stream")),
+        "tensor_parallel_size": _int(
+            "tensor_parallel_size", "--tensor-parallel-size", get("tensor_parallel_size") or 1, minimum=1
+        ),
+    }
+    try:
+        api["request_timeout"] = float(str(get("request_timeout") or 120))
+    except ValueError:
+        raise ConfigError(
+            f"--request-timeout: {get('request_timeout')!r} is not a number of seconds"
+        ) from None
+    if backend == "openai" and not (api["api_base"] and api["api_model"]):
+        raise ConfigError(
+            "--backend openai needs --api-base URL and --api-model NAME "
+            "(e.g. --api-base http://127.0.0.1:8000/v1 --api-model MiniCPM-V-4_6)"
+        )
+    if backend == "openai" and api["api_key_env"] and not os.environ.get(str(api["api_key_env"])):
+        raise ConfigError(f"--api-key-env {api['api_key_env']}: that environment variable is not set")
+    if backend == "vllm":
+        from .backends.vllm import NOT_INSTALLED, vllm_available
+
+        if not vllm_available():
+            raise ConfigError(NOT_INSTALLED)
+    prompt_raw = get("max_prompt_tokens")
+    max_prompt_tokens = (
+        None
+        if prompt_raw in (None, "")
+        else _int("max_prompt_tokens", "--max-prompt-tokens", prompt_raw, minimum=1)
+    )
 
     flavor = str(get("metric_flavor")).strip()
     flavors = ("vlmevalkit", "vlmevalkit-2025.01", "omnilmm")
@@ -572,6 +703,9 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         max_new_tokens=_int("max_new_tokens", "--max-new-tokens", get("max_new_tokens"), minimum=1),
         num_beams=_int("num_beams", "--num-beams", get("num_beams"), minimum=1),
         limit=limit,
+        max_prompt_tokens=max_prompt_tokens,
+        backend=backend,
+        **api,  # type: ignore[arg-type]
         limit_seed=_int("limit_seed", "--limit-seed", get("limit_seed"), minimum=0),
         results_dir=results_dir,
         metric_flavor=flavor,

@@ -13,21 +13,13 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends import Backend, Generated, GenerationSettings, Handle, ModelRequest
 from .config import EvalConfig
 from .generation import PromptBuilder
-from .models import (
-    Generated,
-    GenerationSettings,
-    LoadedModel,
-    ModelRequest,
-    generate_batch,
-    is_out_of_memory,
-    peak_memory_mb,
-)
 from .records import Record, RecordWriter, read_records
 from .sample import Sample, SampleError
 
@@ -37,10 +29,11 @@ class ModelUnavailable(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .backends import BackendError
     from .checkpoint import CheckpointError
     from .models import ModelLoadError
 
-    return (CheckpointError, ModelLoadError, OSError, ValueError)
+    return (BackendError, CheckpointError, ModelLoadError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -73,21 +66,21 @@ class ModelPool:
     Items are ordered checkpoint by checkpoint, so keeping one model never reloads one without xdist.
     """
 
-    def __init__(self, loader: Callable[[ModelRequest], LoadedModel]) -> None:
-        self._loader = loader
-        self._current: LoadedModel | None = None
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._current: Handle | None = None
         self.failures: dict[str, str] = {}
         self.loads: dict[str, int] = {}
         self.load_times: dict[str, float] = {}
 
-    def get(self, request: ModelRequest) -> LoadedModel:
+    def get(self, request: ModelRequest) -> Handle:
         if self._current is not None and self._current.request == request:
             return self._current
         if request.label in self.failures:
             raise ModelUnavailable(f"{request.label}: not loaded: {self.failures[request.label]}")
         self.release()
         try:
-            loaded = self._loader(request)
+            loaded = self.backend.load(request)
         except _user_errors() as exc:
             # Said once, in one line; every later item of this checkpoint fails fast with the same reason.
             self.failures[request.label] = str(exc)
@@ -101,27 +94,17 @@ class ModelPool:
         if self._current is None:
             return
         device = self._current.device
+        self.backend.close(self._current)
         self._current = None
         gc.collect()
-        if device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
+        self.backend.free_memory(device)
 
 
-def settings_hash(config: EvalConfig) -> str:
-    """Generation settings with the dtype and device actually used ("auto" differs between machines)."""
-    from .models import ModelLoadError, resolve_device, resolve_dtype
-
-    try:
-        device = resolve_device(config.device)
-    except ModelLoadError:  # said once, when the model loads
-        device = config.device
-    resolved = {
-        **config.generation_settings(),
-        "dtype": str(resolve_dtype(config.dtype, device)),
-        "device": device,
-    }
+def settings_hash(config: EvalConfig, backend: Backend) -> str:
+    """Generation settings as the backend resolves them here ("auto" dtype/device differ between machines)."""
+    resolved = {**config.generation_settings(), **backend.settings_identity()}
+    if config.backend != "hf":  # the hf backend's keys stay those of every earlier run
+        resolved["backend"] = config.backend
     blob = json.dumps(resolved, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -161,8 +144,11 @@ class Engine:
         self.writer = writer
         self.worker = worker
         self.resume_index = resume_index
-        self.settings = GenerationSettings(config.generate_method, config.max_new_tokens, config.num_beams)
-        self.settings_hash = settings_hash(config)
+        self.settings = GenerationSettings(
+            config.generate_method, config.max_new_tokens, config.num_beams, config.max_prompt_tokens
+        )
+        self.backend = pool.backend
+        self.settings_hash = settings_hash(config, self.backend)
         self.batch_limit = config.batch_size  # shrinks for good after an out-of-memory in auto mode
         self._ready: dict[str, Outcome] = {}
         self._batches = 0
@@ -177,10 +163,9 @@ class Engine:
         """The weights' content hash, without loading the model (cached by path+size+mtime)."""
         if label not in self._fingerprints:
             from .checkpoint import CheckpointError
-            from .models import _weights_fingerprint
 
             try:
-                self._fingerprints[label] = _weights_fingerprint(self.requests[label])
+                self._fingerprints[label] = self.backend.fingerprint(self.requests[label])
             except CheckpointError as exc:
                 # Unreadable weights: this checkpoint's items fail with this one line, not an internal error
                 # (records still get written, with an empty fingerprint that no finished record can match).
@@ -284,19 +269,15 @@ class Engine:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def _run_chunk(self, loaded: LoadedModel, chunk: list[tuple[Task, str, str]]) -> None:
+    def _run_chunk(self, loaded: Handle, chunk: list[tuple[Task, str, str]]) -> None:
         parts = [task.prompt(task.sample) for task, _, _ in chunk]
         batch_id = f"{self.worker}:{loaded.request.label}:{self._batches + 1}:{os.getpid()}"
         self._mark({"batch": batch_id, "keys": [key for _, key, _ in chunk]})
         started = time.perf_counter()
         try:
-            results = generate_batch(loaded, parts, self.settings)
-            if loaded.device.startswith("cuda"):
-                import torch
-
-                torch.cuda.synchronize()
+            results = self.backend.generate(loaded, parts, self.settings)
         except Exception as exc:
-            if not is_out_of_memory(exc):
+            if not self.backend.is_out_of_memory(exc):
                 raise
             self._mark({"done": batch_id})  # an out-of-memory is not a crash: its samples are not suspects
             self._after_oom(loaded)
@@ -320,12 +301,9 @@ class Engine:
         for (task, key, sample_hash), generated in zip(chunk, results, strict=True):
             self._ready[task.nodeid] = Outcome(generated, key, sample_hash, latency, batch_id, len(chunk))
 
-    def _after_oom(self, loaded: LoadedModel) -> None:
+    def _after_oom(self, loaded: Handle) -> None:
         gc.collect()
-        if loaded.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
+        self.backend.free_memory(loaded.device)
 
     # -- records ---------------------------------------------------------------------------------
     def make_record(
@@ -343,7 +321,7 @@ class Engine:
         loaded_info: dict[str, object] = {
             "load_time_s": self.pool.load_times.get(task.label),
             "model_loads": self.pool.loads.get(task.label, 0),
-            "peak_memory_mb": round(peak_memory_mb(self._device()), 1),
+            "peak_memory_mb": round(self.backend.peak_memory_mb(self._device()), 1),
             "device": self._device(),
             "device_name": self._device_name(),
             "dtype": self._dtype(),
@@ -401,7 +379,7 @@ class Engine:
         if self.writer is not None:
             self.writer.write(record)
 
-    def _current(self) -> LoadedModel | None:
+    def _current(self) -> Handle | None:
         return self.pool._current
 
     def _device(self) -> str:

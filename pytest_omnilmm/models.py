@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .generation import build_messages, images_in_order, legacy_msgs
-from .sample import ImageRef, Part, SampleError
+from .sample import ImageRef, Part, SampleError, Text
 
 
 class ModelLoadError(Exception):
@@ -61,6 +61,7 @@ class GenerationSettings:
     method: str
     max_new_tokens: int
     num_beams: int
+    max_prompt_tokens: int | None = None  # None: the model's context length less max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -236,11 +237,75 @@ def load_model(request: ModelRequest) -> LoadedModel:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA out-of-memory, and the CPU allocator's failure, which torch raises as a plain RuntimeError
+    (``[enforce fail at alloc_cpu.cpp] ... DefaultCPUAllocator: can't allocate memory: ...``)."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in message
+        or "can't allocate memory" in message
+        or "cannot allocate memory" in message
+    )
+
+
+# Tokenize at most this many characters per allowed token before judging a prompt: no tokenizer here
+# packs more into one token, so a multi-MB field is refused after reading a bounded prefix.
+_CHARS_PER_TOKEN_BOUND = 16
+
+
+def context_length(model: Any) -> int | None:
+    """The text model's position limit as its config declares it (None when it declares none)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text_config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def prompt_limit(loaded: LoadedModel, settings: GenerationSettings) -> tuple[int | None, str]:
+    """The most prompt tokens a sample may have, and where that limit comes from (for the message)."""
+    limits: list[tuple[int, str]] = []
+    if settings.max_prompt_tokens is not None:
+        limits.append((settings.max_prompt_tokens, "--max-prompt-tokens"))
+    context = context_length(loaded.model)
+    if context is not None:
+        room = max(1, context - settings.max_new_tokens)
+        limits.append(
+            (room, f"the model's context {context} less --max-new-tokens {settings.max_new_tokens}")
+        )
+    if not limits:
+        return None, ""
+    return min(limits)
+
+
+def prompt_length_error(tokenizer: Any, text: str, limit: int | None, source: str) -> str | None:
+    """Why ``text`` is too long for ``limit`` tokens, or None; never tokenizes more than a bounded prefix
+    unless the prefix is under the limit."""
+    if limit is None:
+        return None
+    bound = (limit + 1) * _CHARS_PER_TOKEN_BOUND
+    head = text[:bound]
+    count = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+    exact = len(head) == len(text)
+    if count <= limit and not exact:
+        count = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        exact = True
+    if count <= limit:
+        return None
+    measured = (
+        f"{count:,} tokens"
+        if exact
+        else f"more than {limit:,} tokens (its first {len(head):,} characters alone "
+        f"are {count:,} tokens; {len(text):,} characters in all)"
+    )
+    return (
+        f"prompt too long: {measured}, limit {limit:,} ({source}); this sample was not generated — "
+        "shorten the field or raise --max-prompt-tokens if the model takes more"
+    )
 
 
 def _load_images(
@@ -262,8 +327,20 @@ def _load_images(
 def generate_batch(
     loaded: LoadedModel, parts_list: Sequence[tuple[Part, ...]], settings: GenerationSettings
 ) -> list[Generated]:
-    """Generate answers for a batch of prompts (one call, left padded). Greedy unless beams > 1."""
-    images, errors = _load_images(parts_list, settings.method)
+    """Generate answers for a batch of prompts (one call, left padded). Greedy unless beams > 1.
+
+    A prompt longer than the limit (see ``prompt_limit``) fails alone, before its images are decoded.
+    """
+    limit, source = prompt_limit(loaded, settings)
+    tokenizer = getattr(loaded.processor, "tokenizer", loaded.processor)
+    too_long = [
+        prompt_length_error(tokenizer, _prompt_text(loaded, parts, settings.method), limit, source)
+        for parts in parts_list
+    ]
+    images, errors = _load_images(
+        [() if err else parts for parts, err in zip(parts_list, too_long, strict=True)], settings.method
+    )
+    errors = [long or err for long, err in zip(too_long, errors, strict=True)]
     live = [i for i, err in enumerate(errors) if err is None]
     results: list[Generated] = [Generated(None, error=err) for err in errors]
     if not live:
@@ -276,6 +353,17 @@ def generate_batch(
     for i, out in zip(live, outputs, strict=True):
         results[i] = out
     return results
+
+
+def _prompt_text(loaded: LoadedModel, parts: tuple[Part, ...], method: str) -> str:
+    """The text the tokenizer will see (image placeholders not yet expanded into image tokens)."""
+    if loaded.kind == "legacy":
+        return "\n".join(p.text for p in parts if isinstance(p, Text))
+    return str(
+        loaded.processor.apply_chat_template(
+            build_messages(parts, method), add_generation_prompt=True, tokenize=False
+        )
+    )
 
 
 def _generate_native(

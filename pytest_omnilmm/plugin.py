@@ -410,6 +410,7 @@ def omnilmm_engine(
     pytestconfig: pytest.Config, omnilmm_config: EvalConfig, omnilmm_load_model: Callable[..., Any]
 ) -> Iterator[Any]:
     """The worker's engine: model pool (one load per checkpoint per process), batching, records."""
+    from .backends import make_backend
     from .engine import Engine, ModelPool, load_resume_index
     from .models import ModelRequest
     from .records import RecordWriter
@@ -436,7 +437,8 @@ def omnilmm_engine(
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = cfg.max_image_pixels
-    engine = Engine(cfg, ModelPool(omnilmm_load_model), requests, writer, worker, resume_index, run_dir)
+    backend = make_backend(cfg, loader=omnilmm_load_model)
+    engine = Engine(cfg, ModelPool(backend), requests, writer, worker, resume_index, run_dir)
     yield engine
     engine.close()
 
