@@ -14,6 +14,7 @@ fail, so it is not done.
 from __future__ import annotations
 
 import csv
+import hashlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -260,7 +261,7 @@ def _sample(
 ) -> Sample | None:
     cells = row.cells
     origin = f"{path} {row.where}"
-    parts, shared_with = _images(row, images, base, origin)
+    parts, _shared = _images(row, images, base, origin)
     if parts is None:
         return None
     question = cells["question"]
@@ -270,20 +271,45 @@ def _sample(
     }
     metadata["question"] = question
     metadata["hint"] = None if hint is None or hint in NA_TOKENS else hint
-    own_group = circular_group(row.index)
-    if own_group is None and shared_with is not None:
-        own_group = circular_group(shared_with) or shared_with
+    options = choices(cells, letters)
     return Sample(
         id=row.index,
         dataset=name,
         parts=(*parts, Text(question)),
         references=references(cells.get("answer"), "answer"),
-        choices=choices(cells, letters),
+        choices=options,
         category=optional_cell(cells.get("category")),
         split=optional_cell(cells.get("split")),
-        group=own_group or row.index,
+        group=sample_group(row.index, cells, parts, multiple_choice=bool(options)),
         metadata=metadata,
     )
+
+
+def sample_group(
+    index: str, cells: dict[str, str], parts: tuple[ImageRef, ...], *, multiple_choice: bool
+) -> str:
+    """The questions that are scored together, as VLMEvalKit groups them.
+
+    * Multiple choice: the rotated copies of one question, ``index % 1_000_000`` (VLMEvalKit's circular
+      evaluation writes copy k of question i as ``i + k * 10**6``). Never by image: two questions on one
+      image are two groups.
+    * Everything else (MME's question pairs, and the image clusters of VQA files): the image, named as
+      ``MME_rating`` names it, by the ``image_path`` column (paired with ``category`` by the aggregate);
+      a file without ``image_path`` falls back to the content hash of the resolved image (a back-reference
+      resolves to the row it points at, so both rows hash alike).
+    """
+    if multiple_choice:
+        return circular_group(index) or index
+    image_path = optional_cell(cells.get("image_path"))
+    if image_path is not None and image_path not in NA_TOKENS:
+        return f"image_path:{image_path}"
+    if parts:
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update((part.b64 or str(part.path)).encode("utf-8", "surrogatepass"))
+            digest.update(b"\0")
+        return f"image-sha256:{digest.hexdigest()[:16]}"
+    return index
 
 
 def _images(

@@ -1,0 +1,114 @@
+"""Grouping on rows laid out as VLMEvalKit's released TSVs are, checked against its reference rules.
+
+* MME (``vlmeval/dataset/utils/yorn.py``, ``MME_rating``): the two questions of an image are paired by
+  ``(category, image_path)``. In the released MME.tsv a question's ``image`` cell holds base64 or the
+  ``index`` of a row holding the same image; that back-reference is not the pairing key.
+* MMBench circular evaluation (``vlmeval/dataset/image_mcq.py`` / ``utils/multiple_choice.py``): rotated
+  copies of question i are written as index ``i + k * 10**6`` and grouped by ``index % 10**6``, never by
+  image: two questions sharing an image are two groups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_omnilmm.datasets import load_dataset
+from pytest_omnilmm.metrics.aggregate import ScoredRow, dataset_aggregates
+
+from .test_datasets import BLUE, GREEN, RED, b64png, by_id, write_tsv
+
+MME_HEADER = ["index", "category", "image_path", "question", "answer", "image"]
+
+
+def _rows(samples: dict, values: dict[str, float]) -> list[ScoredRow]:
+    return [
+        ScoredRow(sample_id=i, value=v, group=samples[i].group, category=samples[i].category)
+        for i, v in values.items()
+    ]
+
+
+def test_mme_pairs_by_category_and_image_path_not_by_back_reference(tmp_path: Path) -> None:
+    red, green = b64png(RED), b64png(GREEN)
+    path = write_tsv(
+        tmp_path / "MME.tsv",
+        MME_HEADER,
+        [
+            # color/1.jpg: both questions carry the image themselves (no back-reference)
+            [1, "color", "color/1.jpg", "Is it red? Please answer yes or no.", "Yes", red],
+            [2, "color", "color/1.jpg", "Is it blue? Please answer yes or no.", "No", red],
+            # count/2.jpg is the same picture: its rows point back at row 1, the first row holding it
+            [3, "count", "count/2.jpg", "Is there one square? Please answer yes or no.", "Yes", "1"],
+            [4, "count", "count/2.jpg", "Are there two squares? Please answer yes or no.", "No", "1"],
+            # color/3.jpg: a second image of the category, its second question pointing back
+            [5, "color", "color/3.jpg", "Is it green? Please answer yes or no.", "Yes", green],
+            [6, "color", "color/3.jpg", "Is it red? Please answer yes or no.", "No", "5"],
+        ],
+    )
+    samples = by_id(load_dataset(path, name="mme"))
+    right = {"1": 1.0, "2": 0.0, "3": 1.0, "4": 1.0, "5": 1.0, "6": 1.0}
+    agg = dataset_aggregates("mme", _rows(samples, right), n_boot=200)
+    # By hand, MME_rating: per category acc*100 + acc_plus*100 (acc_plus over its images).
+    # color: acc 3/4 = 75, acc+ 1/2 (color/3.jpg) = 50 -> 125; count: 100 + 100 -> 200; total 325.
+    assert agg["score/color"].mean == pytest.approx(125.0)
+    assert agg["score/count"].mean == pytest.approx(200.0)
+    assert agg["score"].mean == pytest.approx(325.0)
+    assert agg["acc"].mean == pytest.approx(5 / 6)
+    assert agg["acc_plus"].mean == pytest.approx(2 / 3) and agg["acc_plus"].n == 3
+
+
+def test_mme_without_image_path_pairs_by_the_resolved_image(tmp_path: Path) -> None:
+    red, blue = b64png(RED), b64png(BLUE)
+    path = write_tsv(
+        tmp_path / "MME.tsv",
+        ["index", "category", "question", "answer", "image"],
+        [
+            [1, "color", "Is it red? Please answer yes or no.", "Yes", red],
+            [2, "color", "Is it blue? Please answer yes or no.", "No", red],  # its own copy of the image
+            [3, "color", "Is it blue? Please answer yes or no.", "Yes", blue],
+            [4, "color", "Is it red? Please answer yes or no.", "No", "3"],
+        ],
+    )
+    samples = by_id(load_dataset(path, name="mme"))
+    assert samples["1"].group == samples["2"].group != samples["3"].group == samples["4"].group
+    agg = dataset_aggregates("mme", _rows(samples, {"1": 1.0, "2": 1.0, "3": 1.0, "4": 0.0}), n_boot=200)
+    assert agg["acc_plus"].mean == pytest.approx(0.5) and agg["score"].mean == pytest.approx(75 + 50)
+
+
+def test_mmbench_circular_groups_by_index_not_by_shared_image(tmp_path: Path) -> None:
+    header = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "l2-category"]
+    img = b64png(RED)
+    rows = [
+        [1, "What colour is it?", "nan", "red", "blue", "green", "nan", "A", "attribute", img, "fine"],
+        # another question on the same picture: its image cell points back at row 1
+        [2, "What shape is it?", "nan", "square", "circle", "nan", "nan", "A", "attribute", "1", "fine"],
+        [1000001, "What colour is it?", "nan", "blue", "green", "red", "nan", "C", "attribute", "1", "fine"],
+        [2000001, "What colour is it?", "nan", "green", "red", "blue", "nan", "B", "attribute", "1", "fine"],
+        [
+            1000002,
+            "What shape is it?",
+            "nan",
+            "circle",
+            "square",
+            "nan",
+            "nan",
+            "B",
+            "attribute",
+            "1",
+            "fine",
+        ],
+    ]
+    samples = by_id(load_dataset(write_tsv(tmp_path / "MMBench_DEV_EN.tsv", header, rows), name="mmbench"))
+    assert {i: s.group for i, s in samples.items()} == {
+        "1": "1",
+        "1000001": "1",
+        "2000001": "1",
+        "2": "2",
+        "1000002": "2",
+    }
+    # question 1 right in every rotation, question 2 wrong in one: circular 1/2 (merged by image: 0/1).
+    values = {"1": 1.0, "1000001": 1.0, "2000001": 1.0, "2": 1.0, "1000002": 0.0}
+    agg = dataset_aggregates("mcq", _rows(samples, values), n_boot=200)
+    assert agg["circular_accuracy"].mean == pytest.approx(0.5) and agg["circular_accuracy"].n == 2
+    assert agg["vanilla_accuracy"].mean == pytest.approx(1.0) and agg["vanilla_accuracy"].n == 2
