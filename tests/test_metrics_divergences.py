@@ -64,22 +64,29 @@ def test_vqa_single_ground_truth_is_zero_in_every_flavour_and_warned() -> None:
 
 def test_anls_extra_whitespace_crosses_the_threshold() -> None:
     # Normalised: "xbz" vs "abc" -> distance 2.
-    # Current VLMEvalKit and OmniLMM divide by the normalised length 3: 1 - 2/3 = 0.33 < 0.5 -> 0.
-    assert anls("  xbz  ", ["abc"], CURRENT) == 0.0
+    # OmniLMM divides by the normalised length 3: 1 - 2/3 = 0.33 < 0.5 -> 0.
     assert anls("  xbz  ", ["abc"], OMNILMM) == 0.0
-    # The vendored copy divides by the raw length 7: 1 - 2/7 = 5/7 -> kept.
+    # VLMEvalKit's anls_compute (current and vendored) divides by the raw length 7: 1 - 2/7 = 5/7 -> kept.
+    assert anls("  xbz  ", ["abc"], CURRENT) == pytest.approx(5 / 7)
     assert anls("  xbz  ", ["abc"], VENDORED) == pytest.approx(5 / 7)
 
 
+def test_anls_vlmevalkit_divides_by_the_raw_lengths() -> None:
+    # The worked examples: distance 2 ("abxy" vs "abcd") over the raw, upper-cased lengths.
+    assert anls("abxy ", ["abcd"], CURRENT) == pytest.approx(1 - 2 / 5)  # 0.6 (normalised length: 0.5)
+    assert anls("abxy\n\n", ["abcd"], CURRENT) == pytest.approx(1 - 2 / 6)  # 0.667
+    assert anls("abxy ", ["abcd"], OMNILMM) == pytest.approx(0.5)
+
+
 def test_anls_case_mapping_that_changes_length() -> None:
-    # "ßß" vs "ss": distance 2. Normalised length 2 -> 1 - 2/2 = 0.
-    assert anls("ss", ["ßß"], CURRENT) == 0.0
+    # "ßß" vs "ss": distance 2. Normalised length 2 -> 1 - 2/2 = 0 (OmniLMM).
     assert anls("ss", ["ßß"], OMNILMM) == 0.0
     # Raw length after upper(): "ßß".upper() == "SSSS" (4) -> 1 - 2/4 = 0.5, at the threshold: kept.
+    assert anls("ss", ["ßß"], CURRENT) == 0.5
     assert anls("ss", ["ßß"], VENDORED) == 0.5
     # The other way round: "İ".lower() is two code points, so the normalised form is *longer*.
     # "i̇i̇" (4) vs "ii": distance 2 -> 1 - 2/4 = 0.5 kept; raw upper lengths 2 -> 1 - 2/2 = 0.
-    assert anls("ii", ["İİ"], CURRENT) == 0.5
+    assert anls("ii", ["İİ"], CURRENT) == 0.0
     assert anls("ii", ["İİ"], OMNILMM) == 0.5
     assert anls("ii", ["İİ"], VENDORED) == 0.0
     # "ﬁ" (one ligature) upper-cases to "FI": the raw length grows by one.

@@ -33,15 +33,15 @@ def anls_text(text: str) -> str:
 def normalized_distance(reference: str, prediction: str, flavor: str = DEFAULT_FLAVOR) -> float:
     """Edit distance of the comparison forms divided by a length; 0.0 when that length is 0.
 
-    The distance is always taken between the normalised strings. The divisor differs: the
-    VLMEvalKit copy vendored in MiniCPM-V divides by the longer *raw* string measured after
-    ``str.upper()`` (so extra spaces, or characters such as ``ß`` that upper-case to two, enlarge it);
-    current VLMEvalKit and OmniLMM divide by the longer *normalised* string.
+    The distance is always taken between the normalised strings. The divisor differs: VLMEvalKit's
+    ``anls_compute`` (``vlmeval/dataset/utils/vqa_eval.py``; current and the copy vendored in MiniCPM-V)
+    divides by the longer *raw* string measured after ``str.upper()`` (so extra spaces, or characters
+    such as ``ß`` that upper-case to two, enlarge it); OmniLMM divides by the longer *normalised* string.
     """
     check_flavor("anls", flavor, ANLS_FLAVORS)
     ref_n, pred_n = anls_text(reference), anls_text(prediction)
     distance = levenshtein(ref_n, pred_n)
-    if flavor == VLMEVALKIT_2025_01:
+    if flavor in (VLMEVALKIT, VLMEVALKIT_2025_01):
         length = max(len(reference.upper()), len(prediction.upper()))
     else:
         length = max(len(ref_n), len(pred_n))
