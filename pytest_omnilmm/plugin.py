@@ -17,6 +17,7 @@ import pytest
 
 from .batching import plan_units
 from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
+from .process_state import freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
 from .records import RECORD_PROPERTY
 
 CONFIG_KEY = pytest.StashKey[EvalConfig]()
@@ -26,6 +27,7 @@ CASE_KEY = pytest.StashKey["EvalCase"]()
 PEERS_KEY = pytest.StashKey[list]()
 STATE_KEY = pytest.StashKey["ItemState"]()
 DECLARED_KEY = pytest.StashKey[dict]()
+HAS_EVALS_KEY = pytest.StashKey[bool]()
 ITEM_PROPERTY = "omnilmm_item"
 
 DATASET_MARKER = "dataset"
@@ -91,7 +93,31 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
         config.option.tx = gpu_tx_specs(gpus)
         if config.getoption("dist", "no") == "no":
             config.option.dist = "load"
-    return (yield)
+    storage = _new_benchmark_storage(config)
+    try:
+        return (yield)
+    finally:
+        if storage is not None and not config.stash.get(HAS_EVALS_KEY, False):
+            _remove_if_empty(storage)
+
+
+def _new_benchmark_storage(config: pytest.Config) -> Path | None:
+    """pytest-benchmark (a dependency of this plugin) creates its storage folder in every session. If the
+    folder does not exist yet, it is removed again after a session without eval items, when still empty:
+    a project that merely has this plugin installed gets no stray ``.benchmarks/``."""
+    value = config.getoption("benchmark_storage", None)
+    if not isinstance(value, str) or ("://" in value and not value.startswith("file://")):
+        return None
+    path = Path(value.removeprefix("file://"))
+    path = path if path.is_absolute() else Path.cwd() / path
+    return None if path.exists() else path
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()  # only succeeds on an empty folder
+    except OSError:
+        pass
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,11 +132,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = eval_config
-    if eval_config.model_is_local:
-        # A local model must never reach for the hub (and never wait on it).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if _is_worker(config):
         config.stash[RUN_ID_KEY] = config.workerinput["omnilmm_run_id"]  # type: ignore[attr-defined]
     else:
@@ -139,6 +160,11 @@ def _terminate_like_interrupt(config: pytest.Config) -> None:
         return  # someone (a runner, another plugin) already handles it
 
     def interrupt(signum: int, frame: object) -> None:
+        if not config.stash.get(HAS_EVALS_KEY, False):
+            # No eval item in this session: die of SIGTERM exactly as pytest alone would (rc 143).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
     signal.signal(signal.SIGTERM, interrupt)
@@ -153,7 +179,12 @@ def _worker_name(config: pytest.Config) -> str:
     return str(config.workerinput["workerid"]) if _is_worker(config) else "main"  # type: ignore[attr-defined]
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The settings header, only for a session that has eval items (an unrelated project sees nothing)."""
+    return header_lines(config) if any(_is_eval_item(it) for it in items) else []
+
+
+def header_lines(config: pytest.Config) -> list[str]:
     cfg = config.stash.get(CONFIG_KEY, None)
     if cfg is None:
         return []
@@ -352,12 +383,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in members:
             item.stash[PEERS_KEY] = members
     if groups:
+        mark_has_evals(session.config)
         # Thousands of collected items are long-lived: freezing them keeps the garbage collector from walking
         # them during generation (measured: ~0.5 ms/sample of harness overhead on the demo model).
-        import gc
+        freeze_gc(session.config)
 
-        gc.collect()
-        gc.freeze()
+
+def mark_has_evals(config: pytest.Config) -> None:
+    """This session runs eval items: the process-wide settings an eval needs may now be changed."""
+    if config.stash.get(HAS_EVALS_KEY, False):
+        return
+    config.stash[HAS_EVALS_KEY] = True
+    cfg = config.stash[CONFIG_KEY]
+    if cfg.model_is_local:
+        # A local model must never reach for the hub (and never wait on it).
+        setdefault_env(config, "HF_HUB_OFFLINE", "1")
+        setdefault_env(config, "TRANSFORMERS_OFFLINE", "1")
+    setdefault_env(config, "TOKENIZERS_PARALLELISM", "false")
 
 
 def _param(item: pytest.Item) -> Any:
@@ -416,7 +458,8 @@ def omnilmm_engine(
     from .records import RecordWriter
 
     cfg = omnilmm_config
-    _set_cpu_threads()
+    mark_has_evals(pytestconfig)
+    _set_cpu_threads(pytestconfig)
     requests = {
         c.label: ModelRequest(
             label=c.label,
@@ -434,23 +477,19 @@ def omnilmm_engine(
     worker = _worker_name(pytestconfig)
     resume_index = load_resume_index(cfg.results_dir) if cfg.resume else {}
     writer = RecordWriter(run_dir / f"records-{worker}.jsonl")
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = cfg.max_image_pixels
+    set_max_image_pixels(pytestconfig, cfg.max_image_pixels)
     backend = make_backend(cfg, loader=omnilmm_load_model)
     engine = Engine(cfg, ModelPool(backend), requests, writer, worker, resume_index, run_dir)
     yield engine
     engine.close()
 
 
-def _set_cpu_threads() -> None:
+def _set_cpu_threads(config: pytest.Config) -> None:
     """On CPU, split the cores between xdist workers so they do not oversubscribe."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
         return
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    set_torch_threads(config, max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture

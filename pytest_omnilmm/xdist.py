@@ -56,6 +56,21 @@ class XdistHooks:
         node.workerinput["omnilmm_run_id"] = self.config.stash[RUN_ID_KEY]
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The controller collects nothing itself: the first worker's collection says whether this
+        session has eval items (then the settings header is printed and SIGTERM ends it like Ctrl-C)."""
+        from .controller import is_eval_nodeid
+        from .plugin import HAS_EVALS_KEY, header_lines, mark_has_evals
+
+        if self.config.stash.get(HAS_EVALS_KEY, False) or not any(is_eval_nodeid(i) for i in ids):
+            return
+        mark_has_evals(self.config)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            for line in header_lines(self.config):
+                reporter.write_line(line)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if config.getoption("dist", "no") != "load":
             return None
