@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from .batching import plan_units
+from .batching import plan_units_by_key
 from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
+from .ids import EvalParam, UnavailableParam, eval_param
 from .process_state import freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
 from .records import RECORD_PROPERTY
 
@@ -324,7 +325,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason += lmudata_hint(name)
             params.append(
                 pytest.param(
-                    (case, Unavailable(name, reason, broken=False)),
+                    UnavailableParam(case, Unavailable(name, reason, broken=False)),
                     id=f"{prefix}unavailable",
                     marks=pytest.mark.skip(reason=reason),
                 )
@@ -334,7 +335,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             samples = load_dataset(path, name=name, format=case.format)
         except DatasetError as exc:
             params.append(
-                pytest.param((case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable")
+                pytest.param(
+                    UnavailableParam(case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable"
+                )
             )
             continue
         samples = _limited(samples, cfg.limit, cfg.limit_seed, name)
@@ -342,9 +345,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             samples = [marker.kwargs["prepare"](s) for s in samples]
         for choice in cfg.checkpoints:
             for sample in samples:
-                params.append(
-                    pytest.param((case, choice.label, sample), id=f"{choice.label}-{prefix}{sample.id}")
-                )
+                param = EvalParam(case, choice.label, sample, metafunc.definition.nodeid)
+                params.append(pytest.param(param, id=param.node_id_part(prefix)))
     metafunc.parametrize("sample", params, indirect=True)
 
 
@@ -374,7 +376,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Batches are planned on the final item list (after -k, --lf, --shard and every other filter)."""
     cfg = session.config.stash[CONFIG_KEY]
     items = session.items
-    units = plan_units([it.nodeid for it in items], cfg.batch_size)
+    units = plan_units_by_key([_batch_key(it) for it in items], cfg.batch_size)
     groups: dict[int, list[pytest.Item]] = {}
     for item, unit in zip(items, units, strict=True):
         if _is_eval_item(item):
@@ -402,19 +404,18 @@ def mark_has_evals(config: pytest.Config) -> None:
     setdefault_env(config, "TOKENIZERS_PARALLELISM", "false")
 
 
-def _param(item: pytest.Item) -> Any:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("sample") if callspec is not None else None
+def _batch_key(item: pytest.Item) -> Any:
+    param = eval_param(item)
+    return param.batch_key if param is not None else item.nodeid
 
 
 def _is_eval_item(item: pytest.Item) -> bool:
-    param = _param(item)
-    return isinstance(param, tuple) and len(param) == 3
+    return eval_param(item) is not None
 
 
 def _label(item: pytest.Item) -> str | None:
-    param = _param(item)
-    return param[1] if isinstance(param, tuple) and len(param) == 3 else None
+    param = eval_param(item)
+    return param.label if param is not None else None
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -496,14 +497,12 @@ def _set_cpu_threads(config: pytest.Config) -> None:
 def sample(request: pytest.FixtureRequest, omnilmm_engine: Any) -> Any:
     """The sample this test item evaluates (parametrized by ``@pytest.mark.dataset``)."""
     param = request.param
-    if len(param) == 2:
-        _case, unavailable = param
-        if unavailable.broken:
-            pytest.fail(unavailable.reason, pytrace=False)
-        pytest.skip(unavailable.reason)
-    case, label, the_sample = param
-    request.node.stash[STATE_KEY] = ItemState(case, label, the_sample)
-    return the_sample
+    if isinstance(param, UnavailableParam):
+        if param.reason.broken:
+            pytest.fail(param.reason.reason, pytrace=False)
+        pytest.skip(param.reason.reason)
+    request.node.stash[STATE_KEY] = ItemState(param.case, param.label, param.sample)
+    return param.sample
 
 
 @pytest.fixture
@@ -539,8 +538,10 @@ def _peer_task(item: pytest.Item) -> Any:
     from .engine import Task
     from .generation import get_prompt_builder
 
-    case, label, the_sample = _param(item)
-    return Task(item.nodeid, label, the_sample, case.prompt, case.builder or get_prompt_builder(None))
+    param = eval_param(item)
+    assert param is not None, f"{item.nodeid} is not an eval item"
+    case = param.case
+    return Task(item.nodeid, param.label, param.sample, case.prompt, case.builder or get_prompt_builder(None))
 
 
 @pytest.fixture
@@ -600,9 +601,13 @@ def omnilmm_model(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: A
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
     if call.when == "setup" and _is_eval_item(item):
-        case, label, the_sample = _param(item)
+        param = eval_param(item)
+        assert param is not None
         report.user_properties.append(
-            (ITEM_PROPERTY, {"dataset": case.dataset, "sample_id": the_sample.id, "label": label})
+            (
+                ITEM_PROPERTY,
+                {"dataset": param.case.dataset, "sample_id": param.sample.id, "label": param.label},
+            )
         )
     state = item.stash.get(STATE_KEY, None)
     if state is None or not _is_eval_item(item):
