@@ -2,7 +2,8 @@
 with pytest — accuracy with confidence intervals, latency and throughput, and a regression gate.
 
 The public API is small: ``Sample`` (one question with its images), ``Record`` (one sample's outcome),
-``load_dataset`` (read a dataset file in the formats people have) and ``metrics``.
+``load_dataset`` (read a dataset file in the formats people have), ``metrics``, and the registries
+``register_metric`` (a metric by name) and ``register_reader`` (a dataset format).
 """
 
 from __future__ import annotations
@@ -12,12 +13,23 @@ from typing import TYPE_CHECKING, Any
 from .records import Record
 from .sample import ImageRef, Sample, SampleError, Text
 
-__all__ = ["ImageRef", "Record", "Sample", "SampleError", "Text", "load_dataset", "metrics"]
+__all__ = [
+    "ImageRef",
+    "Record",
+    "Sample",
+    "SampleError",
+    "Text",
+    "load_dataset",
+    "metrics",
+    "register_metric",
+    "register_reader",
+]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import metrics
-    from .datasets import load_dataset
+    from .datasets import load_dataset, register_reader
+    from .metrics.registry import register_metric
 
 
 def __getattr__(name: str) -> Any:
@@ -26,6 +38,14 @@ def __getattr__(name: str) -> Any:
         from .datasets import load_dataset
 
         return load_dataset
+    if name == "register_reader":
+        from .datasets import register_reader
+
+        return register_reader
+    if name == "register_metric":
+        from .metrics.registry import register_metric
+
+        return register_metric
     if name == "metrics":
         import importlib
 

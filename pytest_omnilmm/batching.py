@@ -7,7 +7,7 @@ items of one test function and one checkpoint label, cut into chunks of ``size``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 
 def batch_key(nodeid: str) -> str:
@@ -20,13 +20,19 @@ def batch_key(nodeid: str) -> str:
 
 
 def plan_units(nodeids: Sequence[str], size: int) -> list[int]:
-    """A unit number per node id; a unit is at most ``size`` consecutive ids with the same key."""
+    """A unit number per node id; a unit is at most ``size`` consecutive ids with the same key. The
+    xdist controller's view (it has ids only); workers use ``plan_units_by_key`` on
+    ``EvalParam.batch_key``."""
+    return plan_units_by_key([batch_key(nodeid) for nodeid in nodeids], size)
+
+
+def plan_units_by_key(keys: Sequence[Hashable], size: int) -> list[int]:
+    """A unit number per key; a unit is at most ``size`` consecutive equal keys."""
     units: list[int] = []
     unit = -1
-    prev_key: str | None = None
+    prev_key: Hashable | None = None
     filled = 0
-    for nodeid in nodeids:
-        key = batch_key(nodeid)
+    for key in keys:
         if key != prev_key or filled >= size:
             unit += 1
             filled = 0

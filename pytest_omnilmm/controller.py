@@ -20,6 +20,11 @@ from .records import RECORD_PROPERTY, Record
 _EVAL_ID = re.compile(r"^(?P<func>.+)\[(?P<label>base|ckpt\d+)-(?P<rest>.+)\]$")
 
 
+def is_eval_nodeid(nodeid: str) -> bool:
+    """Whether a node id is an eval item's (the xdist controller sees ids only)."""
+    return _EVAL_ID.match(nodeid) is not None
+
+
 def new_run_id() -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from .batching import plan_units
+from .batching import plan_units_by_key
 from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
+from .ids import EvalParam, UnavailableParam, eval_param
+from .process_state import freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
 from .records import RECORD_PROPERTY
 
 CONFIG_KEY = pytest.StashKey[EvalConfig]()
@@ -26,6 +28,7 @@ CASE_KEY = pytest.StashKey["EvalCase"]()
 PEERS_KEY = pytest.StashKey[list]()
 STATE_KEY = pytest.StashKey["ItemState"]()
 DECLARED_KEY = pytest.StashKey[dict]()
+HAS_EVALS_KEY = pytest.StashKey[bool]()
 ITEM_PROPERTY = "omnilmm_item"
 
 DATASET_MARKER = "dataset"
@@ -91,7 +94,31 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
         config.option.tx = gpu_tx_specs(gpus)
         if config.getoption("dist", "no") == "no":
             config.option.dist = "load"
-    return (yield)
+    storage = _new_benchmark_storage(config)
+    try:
+        return (yield)
+    finally:
+        if storage is not None and not config.stash.get(HAS_EVALS_KEY, False):
+            _remove_if_empty(storage)
+
+
+def _new_benchmark_storage(config: pytest.Config) -> Path | None:
+    """pytest-benchmark (a dependency of this plugin) creates its storage folder in every session. If the
+    folder does not exist yet, it is removed again after a session without eval items, when still empty:
+    a project that merely has this plugin installed gets no stray ``.benchmarks/``."""
+    value = config.getoption("benchmark_storage", None)
+    if not isinstance(value, str) or ("://" in value and not value.startswith("file://")):
+        return None
+    path = Path(value.removeprefix("file://"))
+    path = path if path.is_absolute() else Path.cwd() / path
+    return None if path.exists() else path
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()  # only succeeds on an empty folder
+    except OSError:
+        pass
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,11 +133,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = eval_config
-    if eval_config.model_is_local:
-        # A local model must never reach for the hub (and never wait on it).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if _is_worker(config):
         config.stash[RUN_ID_KEY] = config.workerinput["omnilmm_run_id"]  # type: ignore[attr-defined]
     else:
@@ -139,6 +161,11 @@ def _terminate_like_interrupt(config: pytest.Config) -> None:
         return  # someone (a runner, another plugin) already handles it
 
     def interrupt(signum: int, frame: object) -> None:
+        if not config.stash.get(HAS_EVALS_KEY, False):
+            # No eval item in this session: die of SIGTERM exactly as pytest alone would (rc 143).
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
     signal.signal(signal.SIGTERM, interrupt)
@@ -153,7 +180,12 @@ def _worker_name(config: pytest.Config) -> str:
     return str(config.workerinput["workerid"]) if _is_worker(config) else "main"  # type: ignore[attr-defined]
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The settings header, only for a session that has eval items (an unrelated project sees nothing)."""
+    return header_lines(config) if any(_is_eval_item(it) for it in items) else []
+
+
+def header_lines(config: pytest.Config) -> list[str]:
     cfg = config.stash.get(CONFIG_KEY, None)
     if cfg is None:
         return []
@@ -293,7 +325,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason += lmudata_hint(name)
             params.append(
                 pytest.param(
-                    (case, Unavailable(name, reason, broken=False)),
+                    UnavailableParam(case, Unavailable(name, reason, broken=False)),
                     id=f"{prefix}unavailable",
                     marks=pytest.mark.skip(reason=reason),
                 )
@@ -303,7 +335,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             samples = load_dataset(path, name=name, format=case.format)
         except DatasetError as exc:
             params.append(
-                pytest.param((case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable")
+                pytest.param(
+                    UnavailableParam(case, Unavailable(name, str(exc), broken=True)), id=f"{prefix}unreadable"
+                )
             )
             continue
         samples = _limited(samples, cfg.limit, cfg.limit_seed, name)
@@ -311,9 +345,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             samples = [marker.kwargs["prepare"](s) for s in samples]
         for choice in cfg.checkpoints:
             for sample in samples:
-                params.append(
-                    pytest.param((case, choice.label, sample), id=f"{choice.label}-{prefix}{sample.id}")
-                )
+                param = EvalParam(case, choice.label, sample, metafunc.definition.nodeid)
+                params.append(pytest.param(param, id=param.node_id_part(prefix)))
     metafunc.parametrize("sample", params, indirect=True)
 
 
@@ -343,7 +376,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Batches are planned on the final item list (after -k, --lf, --shard and every other filter)."""
     cfg = session.config.stash[CONFIG_KEY]
     items = session.items
-    units = plan_units([it.nodeid for it in items], cfg.batch_size)
+    units = plan_units_by_key([_batch_key(it) for it in items], cfg.batch_size)
     groups: dict[int, list[pytest.Item]] = {}
     for item, unit in zip(items, units, strict=True):
         if _is_eval_item(item):
@@ -352,27 +385,37 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in members:
             item.stash[PEERS_KEY] = members
     if groups:
+        mark_has_evals(session.config)
         # Thousands of collected items are long-lived: freezing them keeps the garbage collector from walking
         # them during generation (measured: ~0.5 ms/sample of harness overhead on the demo model).
-        import gc
-
-        gc.collect()
-        gc.freeze()
+        freeze_gc(session.config)
 
 
-def _param(item: pytest.Item) -> Any:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("sample") if callspec is not None else None
+def mark_has_evals(config: pytest.Config) -> None:
+    """This session runs eval items: the process-wide settings an eval needs may now be changed."""
+    if config.stash.get(HAS_EVALS_KEY, False):
+        return
+    config.stash[HAS_EVALS_KEY] = True
+    cfg = config.stash[CONFIG_KEY]
+    if cfg.model_is_local:
+        # A local model must never reach for the hub (and never wait on it).
+        setdefault_env(config, "HF_HUB_OFFLINE", "1")
+        setdefault_env(config, "TRANSFORMERS_OFFLINE", "1")
+    setdefault_env(config, "TOKENIZERS_PARALLELISM", "false")
+
+
+def _batch_key(item: pytest.Item) -> Any:
+    param = eval_param(item)
+    return param.batch_key if param is not None else item.nodeid
 
 
 def _is_eval_item(item: pytest.Item) -> bool:
-    param = _param(item)
-    return isinstance(param, tuple) and len(param) == 3
+    return eval_param(item) is not None
 
 
 def _label(item: pytest.Item) -> str | None:
-    param = _param(item)
-    return param[1] if isinstance(param, tuple) and len(param) == 3 else None
+    param = eval_param(item)
+    return param.label if param is not None else None
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -416,7 +459,8 @@ def omnilmm_engine(
     from .records import RecordWriter
 
     cfg = omnilmm_config
-    _set_cpu_threads()
+    mark_has_evals(pytestconfig)
+    _set_cpu_threads(pytestconfig)
     requests = {
         c.label: ModelRequest(
             label=c.label,
@@ -434,37 +478,31 @@ def omnilmm_engine(
     worker = _worker_name(pytestconfig)
     resume_index = load_resume_index(cfg.results_dir) if cfg.resume else {}
     writer = RecordWriter(run_dir / f"records-{worker}.jsonl")
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = cfg.max_image_pixels
+    set_max_image_pixels(pytestconfig, cfg.max_image_pixels)
     backend = make_backend(cfg, loader=omnilmm_load_model)
     engine = Engine(cfg, ModelPool(backend), requests, writer, worker, resume_index, run_dir)
     yield engine
     engine.close()
 
 
-def _set_cpu_threads() -> None:
+def _set_cpu_threads(config: pytest.Config) -> None:
     """On CPU, split the cores between xdist workers so they do not oversubscribe."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
         return
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    set_torch_threads(config, max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture
 def sample(request: pytest.FixtureRequest, omnilmm_engine: Any) -> Any:
     """The sample this test item evaluates (parametrized by ``@pytest.mark.dataset``)."""
     param = request.param
-    if len(param) == 2:
-        _case, unavailable = param
-        if unavailable.broken:
-            pytest.fail(unavailable.reason, pytrace=False)
-        pytest.skip(unavailable.reason)
-    case, label, the_sample = param
-    request.node.stash[STATE_KEY] = ItemState(case, label, the_sample)
-    return the_sample
+    if isinstance(param, UnavailableParam):
+        if param.reason.broken:
+            pytest.fail(param.reason.reason, pytrace=False)
+        pytest.skip(param.reason.reason)
+    request.node.stash[STATE_KEY] = ItemState(param.case, param.label, param.sample)
+    return param.sample
 
 
 @pytest.fixture
@@ -500,8 +538,10 @@ def _peer_task(item: pytest.Item) -> Any:
     from .engine import Task
     from .generation import get_prompt_builder
 
-    case, label, the_sample = _param(item)
-    return Task(item.nodeid, label, the_sample, case.prompt, case.builder or get_prompt_builder(None))
+    param = eval_param(item)
+    assert param is not None, f"{item.nodeid} is not an eval item"
+    case = param.case
+    return Task(item.nodeid, param.label, param.sample, case.prompt, case.builder or get_prompt_builder(None))
 
 
 @pytest.fixture
@@ -561,9 +601,13 @@ def omnilmm_model(request: pytest.FixtureRequest, omnilmm_engine: Any, sample: A
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
     if call.when == "setup" and _is_eval_item(item):
-        case, label, the_sample = _param(item)
+        param = eval_param(item)
+        assert param is not None
         report.user_properties.append(
-            (ITEM_PROPERTY, {"dataset": case.dataset, "sample_id": the_sample.id, "label": label})
+            (
+                ITEM_PROPERTY,
+                {"dataset": param.case.dataset, "sample_id": param.sample.id, "label": param.label},
+            )
         )
     state = item.stash.get(STATE_KEY, None)
     if state is None or not _is_eval_item(item):

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 RECORD_PROPERTY = "omnilmm_record"
-RECORDS_FILE = "records.jsonl"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """xdist-only pieces, registered only when xdist is installed (so ``-p no:xdist`` keeps working).
 
-Scheduling: xdist's ``load`` scheduler, but it hands out whole batches (see ``batching.py``), so the
-samples of one generate call never straddle two workers. We subclass ``LoadScheduling`` rather than a
-grouped scheduler because ``load`` handles a worker crash correctly (re-queues the rest, reports the
-crashing item) and ``loadgroup`` is broken on pytest 9.2.
+Scheduling: ``scheduler.BatchScheduling``, our own class on xdist's public scheduler interface, in
+place of ``--dist load``: it hands out whole batches (see ``batching.py``), so the samples of one
+generate call never straddle two workers, and handles a worker crash as ``load`` does (``loadgroup`` is
+broken on pytest 9.2 and grouped schedulers mishandle crashes).
 """
 
 from __future__ import annotations
@@ -12,35 +12,13 @@ from typing import Any
 
 import pytest
 
-from .batching import plan_units
-
 
 def make_batch_scheduler(config: pytest.Config, log: Any, batch_size: int) -> Any:
-    from xdist.scheduler import LoadScheduling
+    from xdist.workermanage import parse_tx_spec_config
 
-    class BatchScheduling(LoadScheduling):  # type: ignore[misc]
-        _units: list[int] | None = None
+    from .scheduler import BatchScheduling
 
-        def _unit_of(self, index: int) -> int:
-            if self._units is None:
-                assert self.collection is not None
-                self._units = plan_units(self.collection, batch_size)
-            return self._units[index]
-
-        def _send_tests(self, node: Any, num: int) -> None:
-            take = list(self.pending[:num])
-            if not take:
-                return
-            # Extend to the end of the last batch so a batch never straddles two workers.
-            while len(take) < len(self.pending) and self._unit_of(self.pending[len(take)]) == self._unit_of(
-                take[-1]
-            ):
-                take.append(self.pending[len(take)])
-            del self.pending[: len(take)]
-            self.node2pending[node].extend(take)
-            node.send_runtest_some(take)
-
-    return BatchScheduling(config, log)
+    return BatchScheduling(config, log, batch_size, len(parse_tx_spec_config(config)))
 
 
 class XdistHooks:
@@ -54,6 +32,21 @@ class XdistHooks:
         from .plugin import RUN_ID_KEY
 
         node.workerinput["omnilmm_run_id"] = self.config.stash[RUN_ID_KEY]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The controller collects nothing itself: the first worker's collection says whether this
+        session has eval items (then the settings header is printed and SIGTERM ends it like Ctrl-C)."""
+        from .controller import is_eval_nodeid
+        from .plugin import HAS_EVALS_KEY, header_lines, mark_has_evals
+
+        if self.config.stash.get(HAS_EVALS_KEY, False) or not any(is_eval_nodeid(i) for i in ids):
+            return
+        mark_has_evals(self.config)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            for line in header_lines(self.config):
+                reporter.write_line(line)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

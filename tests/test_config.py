@@ -9,6 +9,8 @@ import pytest
 from pytest_omnilmm import config as config_mod
 from pytest_omnilmm.config import SETTINGS, ConfigError, build_config, resolve
 
+from .conftest import EVAL_MODULE, write_jsonl_dataset
+
 
 def lookup_from(options: dict[str, object], env: dict[str, str], ini: dict[str, object]):
     table = {s.name: s for s in SETTINGS}
@@ -41,6 +43,9 @@ def test_header_shows_sources(
         f'[tool.pytest.ini_options]\nomnilmm_model_path = "{tiny_model}"\nomnilmm_dtype = "float16"\n'
     )
     monkeypatch.setenv("OMNILMM_NUM_BEAMS", "2")
+    # The header is printed only for a session with eval items (tests/test_isolation.py).
+    write_jsonl_dataset(pytester.path)
+    pytester.makepyfile(test_tiny_eval=EVAL_MODULE)
     result = pytester.runpytest_subprocess("--max-new-tokens", "5", "--collect-only")
     result.stdout.fnmatch_lines(
         [

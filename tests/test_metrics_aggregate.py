@@ -208,9 +208,10 @@ def test_primary_key_names_an_aggregate_that_exists() -> None:
     assert (primary_aggregate_key("mme"), primary_aggregate_key("mcq")) == ("acc", "circular_accuracy")
 
 
-def test_unknown_metric_in_aggregates() -> None:
-    with pytest.raises(MetricError, match="unknown metric 'f1'"):
-        dataset_aggregates("f1", [])
+def test_unregistered_metric_in_aggregates_is_a_plain_mean() -> None:
+    # A value the eval computed itself (score(0.7, metric="f1")) needs no registration (README).
+    rows = [ScoredRow(str(i), v, None, None) for i, v in enumerate([1.0, 0.0, 1.0, 1.0])]
+    assert dataset_aggregates("f1", rows)["f1"].mean == pytest.approx(0.75)
 
 
 def test_aggregate_is_a_frozen_dataclass() -> None:

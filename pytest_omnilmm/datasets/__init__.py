@@ -20,7 +20,17 @@ from pytest_omnilmm.datasets.textvqa import read_textvqa
 from pytest_omnilmm.datasets.vlmeval_tsv import read_vlmeval_tsv
 from pytest_omnilmm.sample import Sample
 
-__all__ = ["FORMATS", "DatasetError", "DatasetWarning", "iter_dataset", "load_dataset", "sniff_format"]
+__all__ = [
+    "FORMATS",
+    "DatasetError",
+    "DatasetWarning",
+    "iter_dataset",
+    "load_dataset",
+    "reader_formats",
+    "register_reader",
+    "sniff_format",
+    "unregister_reader",
+]
 
 Reader = Callable[..., Iterator[Sample]]
 
@@ -32,6 +42,51 @@ _READERS: dict[str, Reader] = {
     "parquet": read_parquet,
 }
 assert tuple(_READERS) == FORMATS
+_BUILTIN: frozenset[str] = frozenset(_READERS)
+# File suffixes (lower case, with the dot) that registered readers claim, checked before sniffing.
+_SUFFIXES: dict[str, str] = {}
+
+
+def register_reader(
+    format: str, fn: Reader, *, suffixes: tuple[str, ...] = (), replace: bool = False
+) -> None:
+    """Add a dataset format: ``fn(path, *, name, image_root, limit_rows)`` yields ``Sample`` objects.
+
+    Select it with ``@pytest.mark.dataset(..., format=format)`` or ``load_dataset(..., format=format)``;
+    files ending in one of ``suffixes`` (e.g. ``(".myset",)``) pick it without being named. A built-in
+    format cannot be replaced; a registered one only with ``replace=True``.
+    """
+    if not format or not isinstance(format, str):
+        raise ValueError(f"reader format {format!r}: give a non-empty name")
+    if not callable(fn):
+        raise TypeError(f"reader {format!r}: fn must be callable, got {type(fn).__name__}")
+    if format in _BUILTIN:
+        raise ValueError(f"dataset format {format!r} is built in and cannot be replaced; use another name")
+    if format in _READERS and not replace:
+        raise ValueError(f"dataset format {format!r} is already registered; pass replace=True to replace it")
+    for suffix in suffixes:
+        if not suffix.startswith("."):
+            raise ValueError(f"reader {format!r}: suffix {suffix!r} must start with a dot, e.g. '.myset'")
+        owner = _SUFFIXES.get(suffix.lower())
+        if owner is not None and owner != format and not replace:
+            raise ValueError(f"reader {format!r}: suffix {suffix!r} is already claimed by {owner!r}")
+    _READERS[format] = fn
+    for suffix in suffixes:
+        _SUFFIXES[suffix.lower()] = format
+
+
+def unregister_reader(format: str) -> None:
+    """Remove a format added with ``register_reader``; built-ins stay."""
+    if format in _BUILTIN:
+        raise ValueError(f"dataset format {format!r} is built in and cannot be removed")
+    _READERS.pop(format, None)
+    for suffix in [s for s, owner in _SUFFIXES.items() if owner == format]:
+        del _SUFFIXES[suffix]
+
+
+def reader_formats() -> tuple[str, ...]:
+    """Every dataset format known now: the built-ins, then the registered ones."""
+    return tuple(_READERS)
 
 
 def iter_dataset(
@@ -52,9 +107,16 @@ def iter_dataset(
         raise DatasetError(
             root, "the image root is not a directory; point it at the folder holding the images"
         )
-    chosen = sniff_format(path) if format is None else format
+    if format is not None:
+        chosen = format
+    else:
+        chosen = _SUFFIXES.get(path.suffix.lower()) or sniff_format(path)
     if chosen not in _READERS:
-        raise DatasetError(path, f"unknown dataset format {chosen!r}; use one of: {', '.join(FORMATS)}")
+        raise DatasetError(
+            path,
+            f"unknown dataset format {chosen!r}; use one of: {', '.join(_READERS)} "
+            "(add one with pytest_omnilmm.register_reader)",
+        )
     return _guarded(path, _READERS[chosen](path, name=name, image_root=root, limit_rows=limit_rows))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .flavors import MetricError
-from .registry import get_metric
+from .registry import aggregate_kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -319,7 +319,7 @@ _PRIMARY = {"mme": "acc", "circular": "circular_accuracy", "pope": "f1", "hallus
 def primary_aggregate_key(metric: str) -> str:
     """The key of ``dataset_aggregates(metric, ...)`` that is the dataset's headline value in [0, 1]:
     the metric's own name for plain means, ``acc`` for MME, ``circular_accuracy`` for MMBench."""
-    return _PRIMARY.get(get_metric(metric).aggregate, metric)
+    return _PRIMARY.get(aggregate_kind(metric), metric)
 
 
 def dataset_aggregates(
@@ -338,7 +338,7 @@ def dataset_aggregates(
     categories. Groups cluster the bootstrap everywhere.
     """
     _check_options(n_boot, level)
-    kind = get_metric(metric).aggregate
+    kind = aggregate_kind(metric)
     if kind == "mean":
         out = _mean_kind(metric, rows, n_boot, seed, level)
     elif kind == "mme":

@@ -163,7 +163,80 @@ _METRICS: dict[str, Metric] = {
     )
 }
 
+# The built-in names, for docs and option help; ``metric_names()`` includes registered ones.
 METRIC_NAMES: tuple[str, ...] = tuple(_METRICS)
+_BUILTIN: frozenset[str] = frozenset(_METRICS)
+
+UserScorer = Callable[[str, "Sample"], "float | Score | None"]
+
+
+def _wrap_user_scorer(name: str, fn: UserScorer) -> Scorer:
+    def scorer(prediction: str, sample: Sample, flavor: str) -> Score:
+        out = fn(prediction, sample)
+        if out is None or isinstance(out, Score):
+            return out if isinstance(out, Score) else Score(None, f"{name}: not scorable")
+        if isinstance(out, bool) or not isinstance(out, int | float):
+            raise MetricError(
+                f"metric {name!r} returned {type(out).__name__}; a scorer returns a float, a Score or None"
+            )
+        return Score(float(out))
+
+    return scorer
+
+
+def register_metric(
+    name: str,
+    fn: UserScorer | None = None,
+    *,
+    aggregate: str = "mean",
+    description: str = "",
+    replace: bool = False,
+) -> Metric:
+    """Add a metric by name, for ``@pytest.mark.dataset(metric=name)`` and ``score(value, metric=name)``.
+
+    ``fn(prediction, sample)`` scores a generated answer: a float in [0, 1], a ``Score``, or None (not
+    scorable). Without ``fn`` the metric only takes values you compute yourself (``score(0.73,
+    metric=name)``). ``aggregate`` is ``mean`` (bootstrap CI over samples, clustered by group), ``mme``
+    or ``circular``. A built-in name cannot be replaced; a registered one only with ``replace=True``.
+    """
+    if not name or not isinstance(name, str) or "/" in name:
+        raise MetricError(f"metric name {name!r}: give a non-empty name without '/'")
+    if aggregate not in AGGREGATES:
+        raise MetricError(
+            f"metric {name!r}: unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}"
+        )
+    if name in _BUILTIN:
+        raise MetricError(f"metric {name!r} is built in and cannot be replaced; register another name")
+    if name in _METRICS and not replace:
+        raise MetricError(f"metric {name!r} is already registered; pass replace=True to replace it")
+
+    def _values_only(prediction: str, sample: Sample, flavor: str) -> Score:
+        raise MetricError(
+            f"metric {name!r} was registered without a scorer: pass a number, score(0.7, metric={name!r}), "
+            f"or register_metric({name!r}, fn)"
+        )
+
+    metric = Metric(
+        name,
+        (DEFAULT_FLAVOR,),
+        aggregate,
+        description or f"user metric {name}",
+        _wrap_user_scorer(name, fn) if fn is not None else _values_only,
+    )
+    _METRICS[name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric added with ``register_metric`` (tests, notebooks); built-ins stay."""
+    if name in _BUILTIN:
+        raise MetricError(f"metric {name!r} is built in and cannot be removed")
+    _METRICS.pop(name, None)
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every metric name known now: the built-ins, then the registered ones."""
+    return tuple(_METRICS)
 
 
 def get_metric(name: str) -> Metric:
@@ -171,7 +244,17 @@ def get_metric(name: str) -> Metric:
     try:
         return _METRICS[name]
     except KeyError:
-        raise MetricError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}") from None
+        raise MetricError(
+            f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)} "
+            "(add one with pytest_omnilmm.register_metric)"
+        ) from None
+
+
+def aggregate_kind(name: str) -> str:
+    """How values recorded under ``name`` combine over a dataset. A name never registered holds values
+    the eval computed itself (``score(0.73, metric="my_metric")``): they aggregate as a plain mean."""
+    metric = _METRICS.get(name)
+    return "mean" if metric is None else metric.aggregate
 
 
 def warn_few_references(metric: str, n_refs: int) -> str | None:
