@@ -112,3 +112,35 @@ def test_mmbench_circular_groups_by_index_not_by_shared_image(tmp_path: Path) ->
     agg = dataset_aggregates("mcq", _rows(samples, values), n_boot=200)
     assert agg["circular_accuracy"].mean == pytest.approx(0.5) and agg["circular_accuracy"].n == 2
     assert agg["vanilla_accuracy"].mean == pytest.approx(1.0) and agg["vanilla_accuracy"].n == 2
+
+
+def test_ocrbench_reports_vlmevalkit_counts(tmp_path: Path) -> None:
+    """OCRBench.evaluate: Text Recognition = right answers in the six recognition categories, Final Score
+    = right answers overall (a count, not a mean), Final Score Norm = Final Score / 10."""
+    from pytest_omnilmm.metrics.ocrbench import ocrbench
+
+    img = b64png(RED)
+    rows = [
+        [0, img, "What is written?", "['STOP']", "Regular Text Recognition"],
+        [1, "0", "What is written?", "['exit']", "Artistic Text Recognition"],
+        [2, img, "What digits?", "['0042']", "Digit String Recognition"],
+        [3, img, "What is the title?", "['Annual report']", "Doc-oriented VQA"],
+        [4, img, "Whose name?", "['Ann Lee']", "Key Information Extraction"],
+        [5, img, "Write the formula.", "['x^{2}+1']", "Handwritten Mathematical Expression Recognition"],
+    ]
+    header = ["index", "image", "question", "answer", "category"]
+    samples = by_id(load_dataset(write_tsv(tmp_path / "OCRBench.tsv", header, rows), name="ocrbench"))
+    predictions = {
+        "0": "It says stop.",  # contains "stop": right
+        "1": "exlt",  # wrong
+        "2": "0042",  # right
+        "3": "The Annual Report 2020",  # right (case-insensitive containment)
+        "4": "Lee",  # wrong
+        "5": "x ^ {2} + 1",  # right: spaces removed on both sides
+    }
+    values = {i: ocrbench(p, samples[i].references, samples[i].category) for i, p in predictions.items()}
+    agg = dataset_aggregates("ocrbench", _rows(samples, values), n_boot=200)
+    assert agg["Text Recognition"].mean == pytest.approx(2)
+    assert agg["Final Score"].mean == pytest.approx(4)
+    assert agg["Final Score Norm"].mean == pytest.approx(0.4)
+    assert agg["ocrbench"].mean == pytest.approx(4 / 6)  # the headline stays the mean in [0, 1]

@@ -175,6 +175,33 @@ def bootstrap_ci(
     return Aggregate(mean, low, high, len(kept), n_clusters, n_missing)
 
 
+def _count(values: Sequence[float | None], n_boot: int, seed: int, level: float) -> Aggregate:
+    """A count of right answers (OCRBench reports counts, not means), with the bootstrap of the mean
+    scaled by the number of rows."""
+    agg = bootstrap_ci(values, n_boot=n_boot, seed=seed, level=level)
+    n = agg.n
+    return Aggregate(agg.mean * n, agg.ci_low * n, agg.ci_high * n, agg.n, agg.n_groups, agg.n_missing)
+
+
+def ocrbench_counts(
+    rows: Sequence[ScoredRow], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, Aggregate]:
+    """OCRBench's own figures, as VLMEvalKit's ``OCRBench.evaluate`` (``vlmeval/dataset/image_vqa.py``)
+    prints them: ``Text Recognition`` (right answers in the six recognition categories), ``Final Score``
+    (right answers in all ten; out of 1000 on the full benchmark) and ``Final Score Norm`` (Final Score / 10).
+    """
+    from .ocrbench import TEXT_RECOGNITION
+
+    recognition = [r.value for r in rows if r.category in TEXT_RECOGNITION]
+    final = _count([r.value for r in rows], n_boot, seed, level)
+    norm = Aggregate(final.mean / 10, final.ci_low / 10, final.ci_high / 10, final.n, final.n_groups)
+    return {
+        "Text Recognition": _count(recognition, n_boot, seed, level),
+        "Final Score": final,
+        "Final Score Norm": norm,
+    }
+
+
 def _mean_kind(
     metric: str, rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float
 ) -> dict[str, Aggregate]:
@@ -341,6 +368,8 @@ def dataset_aggregates(
     kind = aggregate_kind(metric)
     if kind == "mean":
         out = _mean_kind(metric, rows, n_boot, seed, level)
+        if metric == "ocrbench":
+            out.update(ocrbench_counts(rows, n_boot=n_boot, seed=seed, level=level))
     elif kind == "mme":
         out = _mme_kind(metric, rows, n_boot, seed, level)
     elif kind == "circular":

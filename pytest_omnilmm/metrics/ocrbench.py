@@ -25,6 +25,10 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 
+# The six categories VLMEvalKit sums into "Text Recognition".
+TEXT_RECOGNITION: tuple[str, ...] = CATEGORIES[:6]
+
+
 def _math_form(text: str) -> str:
     # LaTeX answers are compared with every space removed and case kept (\Sigma is not \sigma).
     return text.strip().replace("\n", " ").replace(" ", "")
