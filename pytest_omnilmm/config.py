@@ -379,6 +379,7 @@ class EvalConfig:
     shard: tuple[int, int] | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     lmudata: Path | None = None
+    data_images: Mapping[str, Path] = field(default_factory=dict)  # --data NAME=PATH,images=DIR
     rootdir: Path | None = None  # the project under test (its git commit goes in the reports)
     max_prompt_tokens: int | None = None  # None: the model's own context length
     backend: str = "hf"
@@ -446,21 +447,33 @@ def _truthy(raw: object) -> bool:
     return str(raw).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def parse_data(entries: Sequence[str], *, base: Path) -> dict[str, Path]:
-    """``NAME=PATH`` entries (relative paths against ``base``, the rootdir)."""
+def parse_data(entries: Sequence[str], *, base: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """``NAME=PATH`` or ``NAME=PATH,images=DIR`` entries (relative paths against ``base``, the rootdir).
+
+    Returns the data files and, for the entries that name one, the folder their image paths are relative to.
+    """
     data: dict[str, Path] = {}
+    images: dict[str, Path] = {}
+
+    def absolute(raw: str) -> Path:
+        path = Path(os.path.expanduser(raw.strip()))
+        return path if path.is_absolute() else base / path
+
     for entry in entries:
         entry = str(entry).strip()
         if not entry:
             continue
         name, sep, raw_path = entry.partition("=")
-        if not sep or not name.strip() or not raw_path.strip():
+        raw_path, comma, image_part = raw_path.partition(",images=")
+        if not sep or not name.strip() or not raw_path.strip() or (comma and not image_part.strip()):
             raise ConfigError(
-                f"--data: {entry!r} is not NAME=PATH; give e.g. --data textvqa=/data/TextVQA_0.5.1_val.json"
+                f"--data: {entry!r} is not NAME=PATH or NAME=PATH,images=DIR; give e.g. "
+                "--data textvqa=/data/TextVQA_0.5.1_val.json or --data docvqa=val.json,images=/data/docs"
             )
-        path = Path(os.path.expanduser(raw_path.strip()))
-        data[name.strip()] = path if path.is_absolute() else base / path
-    return data
+        data[name.strip()] = absolute(raw_path)
+        if comma:
+            images[name.strip()] = absolute(image_part)
+    return data, images
 
 
 # ``--ckpt base``: the base model itself, with no weights on top, as one model of a sweep.
@@ -649,7 +662,13 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
     data_raw = get("data") or []
     if isinstance(data_raw, str):
         data_raw = [data_raw]
-    data = parse_data(list(data_raw), base=rootdir)
+    data, data_images = parse_data(list(data_raw), base=rootdir)
+    for name, folder in data_images.items():
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--data {name}=...,images={folder}: that image folder does not exist; give the folder the "
+                "dataset's image paths are relative to"
+            )
     for name, path in data.items():
         if not path.exists():
             # Explicitly configured and absent is a typo, not "dataset not available": say so at startup.
@@ -728,6 +747,7 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         shard=_shard(get("shard")),
         sources=sources,
         rootdir=rootdir,
+        data_images=data_images,
     )
 
 

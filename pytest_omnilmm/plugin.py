@@ -332,7 +332,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             )
             continue
         try:
-            samples = load_dataset(path, name=name, format=case.format)
+            samples = load_dataset(path, name=name, format=case.format, image_root=cfg.data_images.get(name))
         except DatasetError as exc:
             params.append(
                 pytest.param(

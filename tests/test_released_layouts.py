@@ -144,3 +144,66 @@ def test_ocrbench_reports_vlmevalkit_counts(tmp_path: Path) -> None:
     assert agg["Final Score"].mean == pytest.approx(4)
     assert agg["Final Score Norm"].mean == pytest.approx(0.4)
     assert agg["ocrbench"].mean == pytest.approx(4 / 6)  # the headline stays the mean in [0, 1]
+
+
+def _docvqa(path: Path, images: list[str]) -> Path:
+    import json
+
+    items = [
+        {
+            "questionId": 100 + i,
+            "question": "What is the title?",
+            "image": rel,
+            "docId": i,
+            "answers": ["Annual report"],
+            "question_types": ["layout"],
+            "data_split": "val",
+        }
+        for i, rel in enumerate(images)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"dataset_name": "docvqa", "dataset_split": "val", "data": items}))
+    return path
+
+
+def test_docvqa_as_released_finds_images_in_the_sibling_images_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    # spdocvqa_qas/val_v1.0_withQT.json names documents/x.png; the pages are in spdocvqa_images/documents/.
+    pages = tmp_path / "spdocvqa_images" / "documents"
+    pages.mkdir(parents=True)
+    Image.new("RGB", (20, 10), RED).save(pages / "p1.png")
+    qas = _docvqa(
+        tmp_path / "spdocvqa_qas" / "val_v1.0_withQT.json", ["documents/p1.png", "documents/gone.png"]
+    )
+    found, missing = load_dataset(qas, name="docvqa")
+    assert found.images[0].path == pages / "p1.png"
+    assert found.images[0].read_bytes()[:4] == b"\x89PNG"
+    # A missing page fails that sample alone, naming every place tried.
+    from pytest_omnilmm.sample import SampleError
+
+    with pytest.raises(SampleError) as info:
+        missing.images[0].read_bytes()
+    message = str(info.value)
+    for tried in (
+        tmp_path / "spdocvqa_qas" / "documents" / "gone.png",
+        tmp_path / "documents" / "gone.png",
+        tmp_path / "spdocvqa_images" / "documents" / "gone.png",
+    ):
+        assert str(tried) in message
+    assert "--data NAME=PATH,images=DIR" in message
+
+
+def test_docvqa_images_elsewhere_with_an_image_root(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pytest_omnilmm.config import parse_data
+
+    elsewhere = tmp_path / "scans"
+    (elsewhere / "documents").mkdir(parents=True)
+    Image.new("RGB", (20, 10), GREEN).save(elsewhere / "documents" / "p1.png")
+    qas = _docvqa(tmp_path / "qas" / "val.json", ["documents/p1.png"])
+    data, images = parse_data([f"docvqa={qas},images=scans", "textvqa=t.json"], base=tmp_path)
+    assert data == {"docvqa": qas, "textvqa": tmp_path / "t.json"} and images == {"docvqa": elsewhere}
+    (sample,) = load_dataset(qas, name="docvqa", image_root=images["docvqa"])
+    assert sample.images[0].path == elsewhere / "documents" / "p1.png"

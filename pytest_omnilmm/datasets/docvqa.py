@@ -1,7 +1,9 @@
 """DocVQA annotation JSON (``val_v1.0_withQT.json``, ``test_v1.0.json``).
 
 ``{"dataset_split": "val", "data": [{"questionId", "question", "image": "documents/x.png", "answers",
-"question_types", "docId", ...}]}``; image paths are relative to the JSON's directory (or ``image_root``).
+"question_types", "docId", ...}]}``. Image paths are looked up, in order, under ``image_root`` when given,
+else under the JSON's folder, its parent, and any ``*_images/`` folder beside the JSON or beside its folder
+(the released layout: ``spdocvqa_qas/val_v1.0_withQT.json`` with ``spdocvqa_images/documents/x.png``).
 Test files carry no answers: their samples have no references (predictions only, no score). The first
 question type is the category; questions on the same page image form one group.
 """
@@ -34,13 +36,13 @@ def read_docvqa(
     document = load_json_document(path)
     items = data_list(path, document, "DocVQA")
     default_split = document.get("dataset_split")
-    base = image_root if image_root is not None else path.parent
+    bases = image_bases(path, image_root)
     seen: dict[str, int] = {}
     for position, item in enumerate(items[:limit_rows] if limit_rows is not None else items):
         where = f"data[{position}]"
         try:
             origin = f"{path} {where}"
-            sample = _sample(item, name=name, base=base, default_split=default_split, origin=origin)
+            sample = _sample(item, name=name, bases=bases, default_split=default_split, origin=origin)
         except FieldProblem as problem:
             raise DatasetError(
                 path, problem.message, row=position, field=problem.field, location=where, field_kind="field"
@@ -58,7 +60,29 @@ def read_docvqa(
         yield sample
 
 
-def _sample(item: Any, *, name: str, base: Path, default_split: Any, origin: str) -> Sample:
+def image_bases(path: Path, image_root: Path | None) -> tuple[Path, ...]:
+    """The folders an image path is tried under, in order (see the module docstring)."""
+    if image_root is not None:
+        return (image_root,)
+    here = path.parent
+    siblings = [d for folder in (here, here.parent) for d in sorted(folder.glob("*_images")) if d.is_dir()]
+    return tuple(dict.fromkeys((here, here.parent, *siblings)))
+
+
+def _resolve(bases: tuple[Path, ...], rel: str, origin: str) -> ImageRef:
+    candidates = [image_file(base, rel, "image") for base in bases]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is not None:
+        return ImageRef(path=found, origin=origin)
+    tried = ", ".join(str(c) for c in candidates)
+    # Not found anywhere: the sample fails alone when its image is read, naming every place tried.
+    return ImageRef(
+        path=candidates[0],
+        origin=f"{origin}; tried {tried}; give the image folder with --data NAME=PATH,images=DIR",
+    )
+
+
+def _sample(item: Any, *, name: str, bases: tuple[Path, ...], default_split: Any, origin: str) -> Sample:
     if not isinstance(item, dict):
         raise FieldProblem(None, f"expected an object per question, got {type(item).__name__}")
     for key in ("questionId", "question", "image"):
@@ -75,7 +99,7 @@ def _sample(item: Any, *, name: str, base: Path, default_split: Any, origin: str
     return Sample(
         id=sid,
         dataset=name,
-        parts=(ImageRef(path=image_file(base, rel, "image"), origin=origin), Text(question)),
+        parts=(_resolve(bases, rel, origin), Text(question)),
         references=answer_list(item.get("answers"), "answers"),
         category=types[0] if types else None,
         split=optional_text(item.get("data_split", default_split), "data_split"),
