@@ -39,12 +39,17 @@ class ImageRef:
     path: Path | None = None
     b64: str | None = None
     origin: str = ""
+    # Set for a row whose data could not be read (a dangling image reference, a malformed line): the
+    # sample exists, so its item runs and fails alone with this line, and every other row is evaluated.
+    problem: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.path is None) == (self.b64 is None):
+        if self.problem is None and (self.path is None) == (self.b64 is None):
             raise ValueError("ImageRef needs exactly one of path or b64")
 
     def read_bytes(self) -> bytes:
+        if self.problem is not None:
+            raise SampleError(self.problem)
         if self.path is not None:
             try:
                 return self.path.read_bytes()

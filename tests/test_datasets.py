@@ -408,22 +408,37 @@ def test_tsv_duplicate_index_names_both_rows(tmp_path: Path) -> None:
     assert "row 3 (line 4, index '7'), column 'index': duplicate index '7' (also row 1)" in str(err)
 
 
-def test_tsv_reference_to_a_missing_index_names_the_row(tmp_path: Path) -> None:
+def row_problem(sample: Sample) -> str:
+    """The one line a sample built from an unreadable row fails with (when its image is read)."""
+    with pytest.raises(SampleError) as info:
+        sample.images[0].read_bytes()
+    message = str(info.value)
+    assert "\n" not in message and "object at 0x" not in message
+    return message
+
+
+def test_tsv_reference_to_a_missing_index_fails_that_row_alone(tmp_path: Path) -> None:
     path = write_tsv(tmp_path / "d.tsv", ["index", "image", "question"], [[1, b64png(), "a"], [2, "99", "b"]])
-    err = error_of(path)
-    assert (err.row, err.field) == (2, "image")
-    assert "row 2 (line 3, index '2'), column 'image': '99' is too short to be a base64 image" in str(err)
-    assert "no row has that index" in str(err)
+    good, bad = load_dataset(path, name="d")
+    assert pixel(good.images[0]) == (200, 30, 30)  # the other row is read and runs
+    message = row_problem(bad)
+    assert bad.id == "2" and message.startswith(str(path))
+    assert "row 2 (line 3, index '2'): column 'image': '99' is too short to be a base64 image" in message
+    assert "no row has that index" in message
 
 
-def test_tsv_reference_to_a_row_without_image_is_refused(tmp_path: Path) -> None:
+def test_tsv_reference_to_a_row_without_image_fails_that_row_alone(tmp_path: Path) -> None:
     path = write_tsv(
         tmp_path / "d.tsv",
         ["index", "image", "question"],
         [[1, b64png(), "a"], [2, "1", "b"], [3, "2", "c"], [4, "4", "self"]],
     )
-    err = error_of(path)
-    assert err.row == 3 and "refers on to '1'" in str(err)
+    samples = by_id(load_dataset(path, name="d"))
+    assert set(samples) == {"1", "2", "3", "4"}
+    assert pixel(samples["2"].images[0]) == (200, 30, 30)
+    assert "row 3 (line 4, index '3')" in row_problem(samples["3"])
+    assert "refers on to '1'" in row_problem(samples["3"])
+    assert "row 4 (line 5, index '4')" in row_problem(samples["4"])
 
 
 def test_tsv_bad_base64_fails_only_that_sample_when_loaded(tmp_path: Path) -> None:
@@ -832,7 +847,8 @@ def test_hostile_json_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "cannot read this JSON (nested too deeply)" in str(error_of(path))
     path = tmp_path / "d.tsv"
     path.write_text(f"index\timage\tquestion\n1\t{'[' * 5000}{']' * 5000}\tq\n", encoding="utf-8")
-    assert "column 'image': starts with '[' but is not a valid list of strings" in str(error_of(path))
+    (bad,) = load_dataset(path, name="d")  # one bad row: that sample fails alone
+    assert "column 'image': starts with '[' but is not a valid list of strings" in row_problem(bad)
 
 
 def test_parquet_image_lists_and_bad_image_cells(tmp_path: Path) -> None:

@@ -486,14 +486,17 @@ def test_tsv_duplicate_index(dataset_project: pytest.Pytester, tiny_model: Path)
 
 
 def test_tsv_reference_to_a_missing_index(dataset_project: pytest.Pytester, tiny_model: Path) -> None:
+    """A dangling back-reference fails that row's item alone; the other row runs and is scored."""
     header = ["index", "image", "question", "answer"]
     write_tsv(dataset_project.path / "d.tsv", header, [[1, b64_png(), "a", "x"], [2, "99", "b", "y"]])
-    unreadable_dataset(
-        dataset_project,
-        tiny_model,
-        "d.tsv",
-        "*/d.tsv: row 2 (line 3, index '2'), column 'image': '99' is too short to be a base64 image, so it "
+    result = dataset_project.runpytest("--data", "d=d.tsv", "--model_path", str(tiny_model))
+    assert_clean(result, FAILED)
+    result.assert_outcomes(passed=1, failed=1)
+    assert_said_once_per_item(
+        result,
+        "*/d.tsv row 2 (line 3, index '2'): column 'image': '99' is too short to be a base64 image, so it "
         "must be the index of the row whose image this row shares, but no row has that index; *",
+        1,
     )
 
 

@@ -12,7 +12,10 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_omnilmm.sample import Sample
 
 from pytest_omnilmm.datasets.errors import DatasetError
 
@@ -219,3 +222,15 @@ def image_file(base: Path, relative: str, field: str) -> Path:
 
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def broken_sample(name: str, sample_id: str, problem: str) -> Sample:
+    """A row that cannot be read, kept as a sample that fails alone (with ``problem``) when it runs."""
+    from pytest_omnilmm.sample import ImageRef, Sample, Text
+
+    return Sample(
+        id=sample_id,
+        dataset=name,
+        parts=(ImageRef(problem=problem), Text("")),
+        metadata={"question": "", "unreadable": problem},
+    )

@@ -24,6 +24,7 @@ from typing import TextIO
 from pytest_omnilmm.datasets._common import (
     NA_TOKENS,
     FieldProblem,
+    broken_sample,
     image_file,
     parse_list_literal,
     sample_id,
@@ -71,13 +72,17 @@ def read_vlmeval_tsv(
     base = image_root if image_root is not None else path.parent
     letters = option_columns(header)
     skipped: list[_Row] = []
+    seen_ids: set[str] = set()
     for row in rows:
         try:
             sample = _sample(path, row, images, letters, name=name, base=base)
         except FieldProblem as problem:
-            raise DatasetError(
-                path, problem.message, row=row.number, field=problem.field, location=row.where
-            ) from None
+            # One bad row fails alone: it becomes a sample whose item fails with this line.
+            column = f" column {problem.field!r}:" if problem.field else ""
+            sid = row.index if row.index and row.index not in seen_ids else f"row{row.number}"
+            sample = broken_sample(name, sid, f"{path} {row.where}:{column} {problem.message}")
+        if sample is not None:
+            seen_ids.add(sample.id)
         if sample is None:
             skipped.append(row)
         else:
