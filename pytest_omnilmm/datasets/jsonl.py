@@ -22,6 +22,7 @@ from pytest_omnilmm.datasets._common import (
     FieldProblem,
     answer_list,
     binary_lines,
+    broken_sample,
     image_file,
     optional_text,
     required_text,
@@ -37,9 +38,12 @@ _CONSUMED = frozenset((*_SAMPLE_KEYS, "category", "split", "group"))
 def read_jsonl(
     path: Path, *, name: str, image_root: Path | None = None, limit_rows: int | None = None
 ) -> Iterator[Sample]:
+    """One sample per line. A bad line (not JSON, not an object, a bad field) fails alone, as a sample of
+    its own named ``line<N>``; a file with no readable line at all is refused as a whole (it is not JSONL)."""
     base = image_root if image_root is not None else path.parent
     seen: dict[str, int] = {}
     produced = 0
+    held: list[tuple[DatasetError, Sample]] = []  # bad lines before the first good one
     for line_no, text in binary_lines(path):
         if limit_rows is not None and produced >= limit_rows:
             return
@@ -47,31 +51,17 @@ def read_jsonl(
             continue
         where = f"line {line_no}"
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(
-                path,
-                f"not valid JSON: {exc.msg} (column {exc.colno}); each line must be one JSON object",
-                row=line_no,
-                location=where,
-            ) from None
-        except (ValueError, RecursionError) as exc:  # nesting past the recursion limit, 4300+ digit numbers
-            raise DatasetError(
-                path, f"cannot read this JSON: {_reason(exc)}", row=line_no, location=where
-            ) from None
-        if not isinstance(obj, dict):
-            raise DatasetError(
-                path,
-                f"expected a JSON object ({{...}}), got {type(obj).__name__}; each line is one sample",
-                row=line_no,
-                location=where,
-            )
-        try:
-            sample = _sample(obj, name=name, base=base, origin=f"{path} {where}")
-        except FieldProblem as problem:
-            raise DatasetError(
-                path, problem.message, row=line_no, field=problem.field, location=where, field_kind="field"
-            ) from None
+            sample = _line_sample(text, name=name, base=base, path=path, where=where, line_no=line_no)
+        except DatasetError as exc:
+            bad = broken_sample(name, f"line{line_no}", str(exc))
+            if not seen:
+                held.append((exc, bad))
+                continue
+            sample = bad
+        for _, earlier in held:  # the file is JSONL after all: the earlier bad lines fail alone
+            produced += 1
+            yield earlier
+        held.clear()
         if sample.id in seen:
             raise DatasetError(
                 path,
@@ -84,6 +74,37 @@ def read_jsonl(
         seen[sample.id] = line_no
         produced += 1
         yield sample
+    if held:
+        raise held[0][0]
+
+
+def _line_sample(text: str, *, name: str, base: Path, path: Path, where: str, line_no: int) -> Sample:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            path,
+            f"not valid JSON: {exc.msg} (column {exc.colno}); each line must be one JSON object",
+            row=line_no,
+            location=where,
+        ) from None
+    except (ValueError, RecursionError) as exc:  # nesting past the recursion limit, 4300+ digit numbers
+        raise DatasetError(
+            path, f"cannot read this JSON: {_reason(exc)}", row=line_no, location=where
+        ) from None
+    if not isinstance(obj, dict):
+        raise DatasetError(
+            path,
+            f"expected a JSON object ({{...}}), got {type(obj).__name__}; each line is one sample",
+            row=line_no,
+            location=where,
+        )
+    try:
+        return _sample(obj, name=name, base=base, origin=f"{path} {where}")
+    except FieldProblem as problem:
+        raise DatasetError(
+            path, problem.message, row=line_no, field=problem.field, location=where, field_kind="field"
+        ) from None
 
 
 def _sample(obj: dict[str, Any], *, name: str, base: Path, origin: str) -> Sample:
