@@ -854,6 +854,8 @@ def _gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
     if not ids or not all(re.fullmatch(r"\d+|GPU-[\w-]+|MIG-[\w-]+", v) for v in ids):
         raise ConfigError(f"--gpus: {text!r} is not a GPU list; give 'all' or ids like 0,1,2,3")
     visible = env.get("CUDA_VISIBLE_DEVICES")
+    if not (visible is not None and visible.strip()):
+        _check_gpus_exist(text, ids)
     if visible is not None and visible.strip():
         # Respect an existing restriction: --gpus indexes into the GPUs this process may see.
         allowed = [v.strip() for v in visible.split(",") if v.strip()]
@@ -867,6 +869,25 @@ def _gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
             mapped.append(allowed[int(v)])
         return tuple(mapped)
     return ids
+
+
+def _check_gpus_exist(text: str, ids: tuple[str, ...]) -> None:
+    """``--gpus 0,1`` on a machine without those GPUs is an error, never a silent CPU run."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        raise ConfigError(
+            f"--gpus {text}: no GPU found on this machine (nvidia-smi -L failed or is not installed); "
+            "run without --gpus (use -n N for CPU workers)"
+        ) from None
+    listed = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
+    for v in ids:
+        known = int(v) < len(listed) if v.isdigit() else any(v in line for line in listed)
+        if not known:
+            found = f"{len(listed)} GPU(s): " + "; ".join(listed) if listed else "no GPU"
+            raise ConfigError(f"--gpus {text}: GPU {v} is not on this machine; nvidia-smi lists {found}")
 
 
 def _shard(raw: object) -> tuple[int, int] | None:

@@ -62,6 +62,7 @@ def test_gpus_pin_one_gpu_per_worker(pytester: pytest.Pytester, monkeypatch: pyt
         """
     )
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_smi(pytester, monkeypatch, 2)  # a machine with two GPUs, as nvidia-smi would list them
     result = pytester.runpytest_subprocess(
         "--gpus", "0,1", "-p", "no:cacheprovider", "--max-worker-restart=0", timeout=120
     )
@@ -79,7 +80,42 @@ def test_gpus_pin_one_gpu_per_worker(pytester: pytest.Pytester, monkeypatch: pyt
     assert sorted(seen.values()) == ["3", "5"]
 
 
-def test_gpus_with_n_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def fake_smi(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gpus: int) -> None:
+    """An ``nvidia-smi`` on PATH that lists ``gpus`` GPUs (or fails, for 0)."""
+    import os
+
+    bin_dir = pytester.path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    lines = "".join(f'echo "GPU {i}: NVIDIA Fake (UUID: GPU-fake{i})"\n' for i in range(gpus))
+    script = bin_dir / "nvidia-smi"
+    script.write_text("#!/bin/sh\n" + (lines if gpus else "exit 9\n"))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_gpus_that_are_not_there_are_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, gpus: int
+) -> None:
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_smi(pytester, monkeypatch, gpus)
+    result = pytester.runpytest_subprocess("--gpus", "0,1", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    if gpus == 0:
+        result.stderr.fnmatch_lines(["ERROR: --gpus 0,1: no GPU found on this machine (nvidia-smi*"])
+    else:
+        result.stderr.fnmatch_lines(
+            [
+                "ERROR: --gpus 0,1: GPU 1 is not on this machine; "
+                "nvidia-smi lists 1 GPU(s): GPU 0: NVIDIA Fake*"
+            ]
+        )
+
+
+def test_gpus_with_n_is_a_usage_error(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_smi(pytester, monkeypatch, 2)
     result = pytester.runpytest_subprocess("--gpus", "0,1", "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --gpus starts one worker per GPU*drop -n*"])
