@@ -39,6 +39,7 @@ class BaselineSample:
     prediction: str | None = None
     category: str | None = None
     error: str | None = None
+    image_hash: str | None = None  # sha256 of the sample's images: the gate's cluster when no group is set
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def _dataset_entry(name: str, recs: list[Record], *, level: float, n_boot: int, 
             "score": record_score(rec, metric),
             "sample_hash": rec.sample_hash,
             "group": rec.group,
+            "image_hash": rec.image_hash,
             "prediction": rec.prediction,
             "category": rec.category,
             "error": rec.error,
@@ -195,10 +197,8 @@ def _aggregate(
 ) -> dict[str, Any]:
     if not values:
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "n_groups": 0}
-    try:  # the metrics module's bootstrap is the one the run summary uses; prefer it when it exists
-        from pytest_omnilmm.metrics.aggregate import bootstrap_ci
-    except ImportError:
-        from pytest_omnilmm.gate import bootstrap_mean_ci as bootstrap_ci
+    from pytest_omnilmm.metrics.aggregate import bootstrap_ci  # the run summary's bootstrap
+
     agg = bootstrap_ci(values, groups, n_boot=n_boot, seed=seed, level=level)
     return {
         "mean": _plain(agg.mean),
@@ -340,6 +340,7 @@ def _parse_dataset(name: str, entry: Any, bad: Any) -> BaselineDataset:
             prediction=_opt_str(s.get("prediction")),
             category=_opt_str(s.get("category")),
             error=_opt_str(s.get("error")),
+            image_hash=_opt_str(s.get("image_hash")),
         )
     aggregate = entry.get("aggregate", {})
     return BaselineDataset(

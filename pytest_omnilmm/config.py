@@ -22,7 +22,8 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 DEFAULT_RESULTS_DIR = ".omnilmm-results"
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default (0.25 GB of RGB); above it a sample fails.
 AUTO_BATCH_START = 16
-GATE_MODES = ("significant", "strict")
+GATE_MODES = ("significant", "noninferiority", "strict")  # strict: the old name of noninferiority
+GATE_INCONCLUSIVE = ("fail", "pass")
 
 
 class ConfigError(Exception):
@@ -274,8 +275,18 @@ SETTINGS: tuple[Setting, ...] = (
         "--gate",
         "OMNILMM_GATE",
         "omnilmm_gate",
-        "significant: fail only on a drop beyond --max-drop with 95%% confidence; strict: any drop beyond it",
+        "significant: fail on a drop significant against zero (one-sided 5%%, Holm over the run) that is "
+        "worse than --max-drop; noninferiority (alias strict): pass only when the data show the drop is "
+        "within --max-drop",
         default="significant",
+    ),
+    Setting(
+        "gate_inconclusive",
+        "--gate-inconclusive",
+        "OMNILMM_GATE_INCONCLUSIVE",
+        "omnilmm_gate_inconclusive",
+        "fail|pass: what a dataset the run cannot judge (its detectable drop exceeds --max-drop) does",
+        default="fail",
     ),
     Setting(
         "min_score",
@@ -330,6 +341,13 @@ FLAGS: tuple[tuple[str, str, str, str], ...] = (
         "accept a checkpoint that covers only part of the model (e.g. only the language model)",
     ),
     (
+        "gate_allow_partial",
+        "--gate-allow-partial",
+        "OMNILMM_GATE_ALLOW_PARTIAL",
+        "gate on the baseline samples this run has instead of failing when some are missing "
+        "(the table says so)",
+    ),
+    (
         "no_resume",
         "--no-resume",
         "OMNILMM_NO_RESUME",
@@ -373,6 +391,8 @@ class EvalConfig:
     max_drop: float = 0.01
     max_drop_per: Mapping[str, float] = field(default_factory=dict)
     gate: str = "significant"
+    gate_inconclusive: str = "fail"
+    gate_allow_partial: bool = False
     min_score: Mapping[str, float] = field(default_factory=dict)
     max_slowdown: float | None = None
     gpus: tuple[str, ...] = ()
@@ -693,7 +713,13 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
 
     gate = str(get("gate")).strip().lower()
     if gate not in GATE_MODES:
-        raise ConfigError(f"--gate: {gate!r} is not a gate mode; choose significant or strict")
+        raise ConfigError(
+            f"--gate: {gate!r} is not a gate mode; choose significant or noninferiority (alias strict)"
+        )
+    gate = "noninferiority" if gate == "strict" else gate
+    gate_inconclusive = str(get("gate_inconclusive")).strip().lower()
+    if gate_inconclusive not in GATE_INCONCLUSIVE:
+        raise ConfigError(f"--gate-inconclusive: {gate_inconclusive!r} is not fail or pass")
     baseline_raw = get("baseline")
     baseline = _path_or_none(baseline_raw, rootdir)
     if baseline is not None and not baseline.is_file():
@@ -739,6 +765,8 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         max_drop=_fraction("--max-drop", get("max_drop")),
         max_drop_per=_name_values("--max-drop-for", get("max_drop_per"), "textvqa=0.02"),
         gate=gate,
+        gate_inconclusive=gate_inconclusive,
+        gate_allow_partial=_truthy(get("gate_allow_partial")),
         min_score=_name_values("--min-score", get("min_score"), "textvqa=0.6"),
         max_slowdown=None
         if get("max_slowdown") in (None, "")

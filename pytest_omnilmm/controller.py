@@ -110,20 +110,28 @@ class Controller:
         self.pending_crashes.clear()
 
     # -- finishing -------------------------------------------------------------------------------
-    def finish(self, pytest_config: Any) -> bool:
-        """Aggregate, gate, write files. Returns True when the gate failed."""
+    def finish(self, pytest_config: Any, *, exit_status: int = 0, partial: str | None = None) -> bool:
+        """Aggregate, gate, write files. Returns True when the gate failed.
+
+        ``exit_status``: pytest's status before the gate (report.md states the final one); ``partial``:
+        why the run did not finish every item (interrupted, -x/--maxfail), or None.
+        """
         from .summary import base_run_info
 
         self._resolve_crashes()
         records = sorted(self.records.values(), key=lambda r: (r.checkpoint, r.dataset, r.sample_id))
         if not records and self.config.baseline is None:
             return False
+        info = base_run_info(self.config)
+        if partial:
+            info = {**info, "partial": True, "partial_reason": partial}
         outcome = conclude(
             records,
-            base_run_info(self.config),
+            info,
             self.run_id,
             self.run_dir,
             GateOptions.from_config(self.config),
+            exit_status=exit_status,
         )
         self.lines, self.saved = outcome.lines, outcome.saved
         self.gate_failed = outcome.failed
@@ -184,6 +192,8 @@ class GateOptions:
     mode: str
     min_score: dict[str, float]
     max_slowdown: float | None
+    inconclusive: str = "fail"
+    allow_partial: bool = False
 
     @classmethod
     def from_config(cls, config: EvalConfig) -> GateOptions:
@@ -195,6 +205,8 @@ class GateOptions:
             mode=config.gate,
             min_score=dict(config.min_score),
             max_slowdown=config.max_slowdown,
+            inconclusive=config.gate_inconclusive,
+            allow_partial=config.gate_allow_partial,
         )
 
 
@@ -207,9 +219,18 @@ class Conclusion:
 
 
 def conclude(
-    records: Sequence[Record], base_info: dict[str, Any], run_id: str, run_dir: Path, options: GateOptions
+    records: Sequence[Record],
+    base_info: dict[str, Any],
+    run_id: str,
+    run_dir: Path,
+    options: GateOptions,
+    *,
+    exit_status: int = 0,
 ) -> Conclusion:
-    """Summary, gate, baseline, files: shared by a pytest session and ``python -m pytest_omnilmm merge``."""
+    """Summary, gate, baseline, files: shared by a pytest session and ``python -m pytest_omnilmm merge``.
+
+    ``exit_status`` is what the process exits with apart from the gate (pytest's test outcome).
+    """
     from .report import render_terminal, write_run_files
     from .summary import build_summary
 
@@ -223,20 +244,39 @@ def conclude(
     if options.save_baseline is not None and records:
         saved = _save_baseline(records, summary, options.save_baseline)
     lines = render_terminal(summary, gate_report, problems)
-    written = write_run_files(run_dir, records, summary, gate_report, problems)
+    reasons = [*problems, *(gate_report.reasons if gate_report is not None else [])]
+    final = exit_status if exit_status != 0 else (1 if failed else 0)
+    if exit_status != 0:
+        errored = sum(1 for r in records if r.error is not None or r.check_failed)
+        reasons.insert(0, _status_reason(exit_status, errored))
+    if base_info.get("partial"):
+        reasons.insert(0, f"partial run: {base_info.get('partial_reason')}")
+    written = write_run_files(run_dir, records, summary, gate_report, problems, verdict=(final, reasons))
     lines.append(f"omnilmm: results in {run_dir} ({', '.join(sorted(p.name for p in written))})")
     return Conclusion(lines, saved, failed, summary)
 
 
+def _status_reason(status: int, failed_samples: int) -> str:
+    names = {
+        1: "tests failed",
+        2: "interrupted",
+        3: "internal error",
+        4: "usage error",
+        5: "no tests collected",
+    }
+    what = names.get(status, f"exit status {status}")
+    return f"pytest: {what} ({failed_samples} eval samples errored or failed their check)"
+
+
 def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptions) -> tuple[Any, list[str]]:
-    from .baseline import BaselineError, load_baseline
-    from .gate import GateSettings, compare
+    from .gate import GateSettings, gate_results
+    from .gate.api import GateInputError, resolve_baseline
 
     baseline = None
     if options.baseline is not None:
         try:
-            baseline = load_baseline(options.baseline)
-        except BaselineError as exc:
+            baseline = resolve_baseline(options.baseline)
+        except GateInputError as exc:
             return None, [str(exc)]
     problems: list[str] = []
     run_flavor = summary["run_info"].get("metric_flavor")
@@ -253,8 +293,10 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
         mode=options.mode,
         min_scores=dict(options.min_score),
         max_slowdown=options.max_slowdown,
+        inconclusive=options.inconclusive,
+        allow_partial=options.allow_partial,
     )
-    return compare(baseline, records, summary["run_info"], settings), problems
+    return gate_results(baseline, records, run_info=summary["run_info"], settings=settings), problems
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:

@@ -356,6 +356,7 @@ class Engine:
             metric=metric,
             metric_flavor=flavor or self.config.metric_flavor,
             group=task.sample.group,
+            image_hash=_image_hash(task.sample),
             category=task.sample.category,
             error=error or gen.error,
             latency_s=outcome.latency_s,
@@ -398,3 +399,10 @@ class Engine:
         if self.writer is not None:
             self.writer.close()
         self.pool.release()
+
+
+def _image_hash(sample: Sample) -> str | None:
+    try:
+        return sample.image_hash()
+    except SampleError:  # an unreadable image: the sample already fails with that reason
+        return None

@@ -39,6 +39,15 @@ def _load_summary(run_dir: Path) -> dict[str, Any]:
 
 def merge_runs(dirs: Sequence[Path], out_dir: Path | None, options: GateOptions) -> Conclusion:
     run_dirs = [find_run_dir(Path(d)) for d in dirs]
+    merged, base_info = load_runs(run_dirs)
+    run_id = new_run_id() + "-merged"
+    target = out_dir if out_dir is not None else run_dirs[0].parent / run_id
+    return conclude(merged, base_info, run_id, target, options)
+
+
+def load_runs(dirs: Sequence[Path]) -> tuple[list[Record], dict[str, Any]]:
+    """The records and run info of one evaluation split over run directories (shards), checked to fit."""
+    run_dirs = [find_run_dir(Path(d)) for d in dirs]
     if not run_dirs:
         raise MergeError("merge needs at least one shard directory")
     summaries = [_load_summary(d) for d in run_dirs]
@@ -74,7 +83,9 @@ def merge_runs(dirs: Sequence[Path], out_dir: Path | None, options: GateOptions)
     base_info = {k: v for k, v in first.items() if k not in ("perf", "hardware")}
     for summary in summaries[1:]:
         for label, info in summary["run_info"].get("checkpoints", {}).items():
-            base_info["checkpoints"].setdefault(label, info)
-    run_id = new_run_id() + "-merged"
-    target = out_dir if out_dir is not None else run_dirs[0].parent / run_id
-    return conclude(merged, base_info, run_id, target, options)
+            base_info.setdefault("checkpoints", {}).setdefault(label, info)
+    partial = [str(d) for d, s in zip(run_dirs, summaries, strict=True) if s["run_info"].get("partial")]
+    if partial:
+        base_info["partial"] = True
+        base_info["partial_reason"] = f"shard(s) {', '.join(partial)} did not finish"
+    return merged, base_info

@@ -690,9 +690,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     controller = session.config.stash.get(CONTROLLER_KEY, None)
     if controller is None:
         return
-    failed = controller.finish(session.config)
+    failed = controller.finish(
+        session.config, exit_status=int(exitstatus), partial=_partial_reason(session, int(exitstatus))
+    )
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _partial_reason(session: pytest.Session, exitstatus: int) -> str | None:
+    """Why this session did not run every collected item, or None when it did."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "interrupted (Ctrl-C or a signal) before every item ran"
+    stopped = session.shouldfail or session.shouldstop
+    if stopped:
+        return f"stopped early ({stopped})"
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

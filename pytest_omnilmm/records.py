@@ -39,6 +39,8 @@ class Record:
     metric: str | None = None  # the primary metric name (a key of ``scores``)
     metric_flavor: str = "vlmevalkit"
     group: str | None = None
+    # sha256 over the sample's image bytes: the gate clusters samples on one image when no group is set
+    image_hash: str | None = None
     category: str | None = None
     error: str | None = None
     # A golden-sample assert that failed: the sample was answered and scored (its score counts as is), so it

@@ -73,6 +73,12 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
             f"{p.get('device_name', '')} {p.get('dtype', '')}"
             + (f" | {p.get('resumed')} resumed" if p.get("resumed") else "")
         )
+    if info.get("partial"):
+        lines.append(
+            f"omnilmm: PARTIAL run: {info.get('partial_reason') or 'it did not finish'} "
+            f"({len(rows)} dataset rows from the samples that finished); "
+            "a gate treats missing samples as failures"
+        )
     for problem in problems:
         lines.append(f"omnilmm gate: FAILED: {problem}")
     if gate_report is not None:
@@ -124,7 +130,9 @@ def write_run_files(
     summary: dict[str, Any],
     gate_report: Any,
     problems: Sequence[str],
+    verdict: tuple[int, Sequence[str]] | None = None,
 ) -> list[Path]:
+    """Every file of a run; ``verdict`` (exit status, reasons) heads report.md and summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     merged = run_dir / "records.jsonl"
@@ -137,6 +145,8 @@ def write_run_files(
         data["gate"] = {"failed": bool(gate_report.failed), "reasons": list(gate_report.reasons)}
     if problems:
         data["gate"] = {"failed": True, "reasons": list(problems)}
+    if verdict is not None:
+        data["verdict"] = {"exit_status": verdict[0], "reasons": list(verdict[1])}
     written.append(_write_json(run_dir / "summary.json", _jsonable(data)))
     for (label, dataset), answers in _answers(records).items():
         _write_json(run_dir / "answers" / label / f"{dataset}.json", answers)
@@ -163,11 +173,7 @@ def write_run_files(
         }
         for row in summary["results"]
     ]
-    markdown = (
-        render_markdown(gate_report, summary_rows)
-        if gate_report is not None
-        else render_markdown(None, summary_rows)
-    )
+    markdown = render_markdown(gate_report, summary_rows, verdict=verdict)
     if problems:
         markdown += "\n" + "\n".join(f"- **gate failed**: {p}" for p in problems) + "\n"
     report_md = run_dir / "report.md"

@@ -127,6 +127,17 @@ class Sample:
         """All text parts joined by newlines (the question as a human reads it)."""
         return "\n".join(p.text for p in self.parts if isinstance(p, Text))
 
+    def image_hash(self) -> str | None:
+        """sha256 over the content hashes of the sample's images (None without images): questions that
+        ask about the same picture get the same value, wherever the file lives or however it is encoded."""
+        images = self.images
+        if not images:
+            return None
+        h = hashlib.sha256()
+        for image in images:
+            h.update(image.content_hash().encode() + b"\0")
+        return h.hexdigest()
+
     def content_hash(self) -> str:
         """sha256 over the sample's text, image bytes, references and choices (part of the resume key)."""
         h = hashlib.sha256()
