@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     scenarios = [Scenario(c, s, k) for k in (1, 6) for c in (False, True) for s in (False, True)]
     print(
-        f"gate: significant, margin {args.margin}, one-sided alpha {args.alpha}, Holm over the run's datasets; "
+        f"gate: significant, margin {args.margin}, one-sided alpha {args.alpha}, Holm over a run's datasets; "
         f"{args.runs} simulated runs per cell, seed {args.seed}"
     )
     header = f"{'scenario':<33} {'N':>5} {'differ':>6}  {'A/A false alarms':<22} {'A/A inconclusive':<22}"

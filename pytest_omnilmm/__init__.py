@@ -3,7 +3,8 @@ with pytest — accuracy with confidence intervals, latency and throughput, and 
 
 The public API is small: ``Sample`` (one question with its images), ``Record`` (one sample's outcome),
 ``load_dataset`` (read a dataset file in the formats people have), ``metrics``, and the registries
-``register_metric`` (a metric by name) and ``register_reader`` (a dataset format).
+``register_metric`` (a metric by name) and ``register_reader`` (a dataset format), and
+``gate_results`` (a candidate's per-sample results against a baseline: the regression gate).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "Sample",
     "SampleError",
     "Text",
+    "gate_results",
     "load_dataset",
     "metrics",
     "register_metric",
@@ -29,6 +31,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from . import metrics
     from .datasets import load_dataset, register_reader
+    from .gate import gate_results
     from .metrics.registry import register_metric
 
 
@@ -42,6 +45,10 @@ def __getattr__(name: str) -> Any:
         from .datasets import register_reader
 
         return register_reader
+    if name == "gate_results":
+        from .gate import gate_results
+
+        return gate_results
     if name == "register_metric":
         from .metrics.registry import register_metric
 

@@ -14,7 +14,7 @@ from .conftest import EVAL_MODULE, write_jsonl_dataset
 
 def lookup_from(options: dict[str, object], env: dict[str, str], ini: dict[str, object]):
     table = {s.name: s for s in SETTINGS}
-    flags = {"trust_remote_code", "ckpt_partial", "no_resume"}
+    flags = {flag[0] for flag in config_mod.FLAGS}
 
     def lookup(name: str) -> tuple[object, str]:
         if name in flags:

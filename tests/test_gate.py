@@ -735,3 +735,13 @@ def test_noninferiority_fails_an_underpowered_run_and_passes_a_large_equal_one()
     one_flip = [rec(r.sample_id, 0.0) if i == 0 else r for i, r in enumerate(small) if True]
     assert compare(baseline_of(small), one_flip, run_info(), settings).failed
     assert not compare(baseline_of(big), big, run_info(), settings).failed
+
+
+def test_equal_losses_in_every_cluster_are_not_a_confident_pass() -> None:
+    """MMBench-style groups of 3 rows, each group losing exactly one: the centred SE is 0, but 4 groups
+    cannot show a 1-point margin holds (found on the demo's 12-row MMBench sample)."""
+    base = [rec(f"{i}", 1.0, group=f"q{i % 4}") for i in range(12)]
+    cand = [rec(f"{i}", 0.0 if i < 4 else 1.0, group=f"q{i % 4}") for i in range(12)]
+    row = row_for(compare(baseline_of(base), cand, run_info(), FAST), "paired")
+    assert row.n_clusters == 4 and row.ci_low == row.ci_high  # every cluster lost the same
+    assert row.verdict != PASS and row.mdd is not None and row.mdd > 0.3

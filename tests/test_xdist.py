@@ -191,21 +191,21 @@ def test_worker_crash_fails_only_that_sample(
 
 
 def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytester, tiny_model: Path) -> None:
-    write_jsonl_dataset(eval_project.path, n=9)
+    write_jsonl_dataset(eval_project.path, n=16)
     base = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume"]
     shard_ids = []
-    for i in range(3):
-        lines = eval_project.runpytest(*base, "--shard", f"{i}/3", "--collect-only", "-q").stdout.lines
+    for i in range(4):
+        lines = eval_project.runpytest(*base, "--shard", f"{i}/4", "--collect-only", "-q").stdout.lines
         shard_ids.append({line for line in lines if "::" in line})
     union = set().union(*shard_ids)
-    assert len(union) == 9 and sum(len(s) for s in shard_ids) == 9
+    assert len(union) == 16 and sum(len(s) for s in shard_ids) == 16 and all(shard_ids)
 
-    eval_project.runpytest(*base, "--save-baseline", "whole.json").assert_outcomes(passed=9)
+    eval_project.runpytest(*base, "--save-baseline", "whole.json").assert_outcomes(passed=16)
     whole = latest_run(eval_project)
     shard_dirs = []
-    for i in range(3):
+    for i in range(4):
         out = eval_project.path / f"shard{i}"
-        eval_project.runpytest(*base, "--shard", f"{i}/3", "--results-dir", str(out))
+        eval_project.runpytest(*base, "--shard", f"{i}/4", "--results-dir", str(out))
         shard_dirs.append(str(out))
     merged_out = eval_project.path / "merged"
     proc = subprocess.run(
@@ -228,6 +228,58 @@ def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytest
     assert predictions(merged_out) == predictions(whole)
     assert metric_rows(merged_out) == metric_rows(whole)
     assert "pass" in proc.stdout
+
+    # one of the four shards merged is an incomplete run: the gate fails it with the coverage
+    one = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_omnilmm",
+            "merge",
+            shard_dirs[0],
+            "--out",
+            str(eval_project.path / "m1"),
+        ]
+        + ["--baseline", str(eval_project.path / "whole.json")],
+        capture_output=True,
+        text=True,
+        cwd=eval_project.path,
+    )
+    assert one.returncode == 1, one.stdout + one.stderr
+    assert f"{len(shard_ids[0])}/16 baseline samples present" in one.stdout
+    report = (eval_project.path / "m1" / "report.md").read_text()
+    assert report.splitlines()[2] == "**Verdict: ❌ FAILED (exit status 1)**"
+
+
+def _gate_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_omnilmm", "gate", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_gate_command_judges_finished_runs(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    """`python -m pytest_omnilmm gate` on results folders: all shards pass, one shard fails on coverage,
+    the opt-in gates on the intersection and says so; a results folder can be the baseline."""
+    write_jsonl_dataset(eval_project.path, n=6)
+    base = ["--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume"]
+    eval_project.runpytest(*base, "--save-baseline", "b.json", "--results-dir", "whole").assert_outcomes(
+        passed=6
+    )
+    for i in range(2):
+        eval_project.runpytest(*base, "--shard", f"{i}/2", "--results-dir", f"shard{i}")
+    ok = _gate_cli(eval_project.path, "--baseline", "b.json", "shard0", "shard1")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "regression gate (significant) vs b.json: passed" in ok.stdout and "6/6" in ok.stdout
+    half = _gate_cli(eval_project.path, "--baseline", "b.json", "shard0")
+    assert half.returncode == 1 and "baseline samples present" in half.stdout
+    allowed = _gate_cli(eval_project.path, "--baseline", "b.json", "shard0", "--gate-allow-partial", "--json")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    rows = [r for r in json.loads(allowed.stdout)["rows"] if r["check"] == "paired"]
+    assert rows and all(r["partial_ok"] and "--gate-allow-partial" in r["reason"] for r in rows)
+    from_dir = _gate_cli(eval_project.path, "--baseline", "whole", "shard0", "shard1")
+    assert from_dir.returncode == 0, from_dir.stdout + from_dir.stderr
+    bad = _gate_cli(eval_project.path, "--baseline", "missing.json", "shard0")
+    assert bad.returncode == 4 and bad.stderr.count("\n") == 1 and "missing.json" in bad.stderr
 
 
 def test_merge_of_nothing_is_one_line(tmp_path: Path) -> None:

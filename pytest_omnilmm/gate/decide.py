@@ -4,7 +4,7 @@
 (one-sided p, Holm-adjusted over every gated (checkpoint, dataset, metric) of the run, below α) **and**
 its observed Δ is worse than −margin. It is **inconclusive** when it did not fail but the run could not
 have seen a drop of the margin's size: the minimal detectable drop (80 % power, one-sided level α/k for
-k gated comparisons, Holm's strictest step) exceeds the margin, or there are fewer than two clusters to
+k gated comparisons, Holm's strictest step, from the SE under "no change") exceeds the margin, or there are fewer than two clusters to
 test. Otherwise it **passes**. The run's A/A false-alarm rate (fail verdicts) is <= α by Holm.
 
 ``noninferiority`` (alias ``strict``) — a dataset **passes** only when the one-sided (1 − α) lower
@@ -76,7 +76,7 @@ def _significant(stats: PairedStats, margin: float, alpha: float, p_adj: float |
             "add samples from other images",
         )
     p = f"one-sided p {stats.p_value:.3g}, Holm {p_adj:.3g}"
-    mdd = minimal_detectable_drop(stats.se, alpha / k)
+    mdd = minimal_detectable_drop(stats.se_null, alpha / k)
     if p_adj < alpha and delta < -margin - TOL:
         return Decision(
             FAIL,
@@ -119,7 +119,7 @@ def _noninferiority(stats: PairedStats, margin: float, alpha: float) -> Decision
             "add samples "
             "from other images",
         )
-    mdd = None if stats.se is None else minimal_detectable_drop(stats.se, alpha)
+    mdd = None if stats.se is None else minimal_detectable_drop(stats.se_null, alpha)
     if bound > -margin - TOL:
         return Decision(
             PASS,

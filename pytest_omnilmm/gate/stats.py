@@ -16,8 +16,10 @@ Tests (H0: the candidate is not worse; H1: it is worse; one-sided):
   (clusters resampled as wholes in spirit: SE² = K/(K−1) · Σ_c (S_c − n_c Δ)² / N²), K − 1 degrees of
   freedom.
 
-The standard error of Δ (for the CI, the minimal detectable drop and the non-inferiority bound) is the
-cluster-robust one above; for exact McNemar it is sqrt((m/n − Δ²)/n).
+The standard error of Δ for the CI and the non-inferiority bound is the cluster-robust one above (for
+exact McNemar sqrt((m/n − Δ²)/n)). The minimal detectable drop uses the SE under "no change",
+sqrt(Σ_c d_c²)/N (sqrt(m)/n for McNemar): it is what the test's power rests on, and it cannot collapse
+to 0 when every cluster happens to lose the same amount.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ class PairedStats:
     ci_high: float | None
     p_value: float | None
     test: str  # "mcnemar-exact" | "clustered-mcnemar" | "cluster-robust-t"
+    se_null: float  # the SE of Δ under "no change" (uncentred cluster sums): what the power of the test uses
     worse: int  # samples that scored lower than in the baseline
     better: int
     level: float = 0.95
@@ -231,12 +234,14 @@ def paired_stats(
     sums, sizes = _cluster_sums(diffs, clusters)
     k = len(sums)
     clustered = bool(sizes.max() > 1)
+    se_null = math.sqrt(float((sums * sums).sum())) / n
     common: dict[str, Any] = {
         "n": n,
         "n_clusters": k,
         "baseline_mean": math.fsum(b.tolist()) / n,
         "candidate_mean": math.fsum(c.tolist()) / n,
         "delta": delta,
+        "se_null": se_null,
         "worse": worse,
         "better": better,
         "level": level,
