@@ -239,7 +239,7 @@ def test_aa_runs_with_clustered_continuous_scores() -> None:
     rng = np.random.default_rng(7)
     fails = 0
     groups = [f"img{i // 4}" for i in range(500)]
-    for rep in range(200):
+    for _ in range(200):
         image_ease = np.repeat(rng.random(125), 4)
         p = np.clip(image_ease + rng.normal(0, 0.15, 500), 0, 1)
 

@@ -55,11 +55,43 @@ def test_final_checkpoint_beats_early_and_gate_catches_it(demo_project: pytest.P
     assert final_rows["demo_ocr"]["mean"] > early_rows["demo_ocr"]["mean"]
 
 
+def _report_verdict(project: pytest.Pytester) -> str:
+    run = sorted((project.path / ".omnilmm-results").iterdir())[-1]
+    return (run / "report.md").read_text().splitlines()[2]
+
+
+def test_quickstart_gate_against_the_base_model_baseline(demo_project: pytest.Pytester) -> None:
+    """The README's quickstart on a slice: baseline = the base model; early fails, final passes, and
+    report.md's verdict line states the exit status each run ends with."""
+    assert demo_project.runpytest_subprocess(*SLICE, "--save-baseline", "baseline.json").ret == 0
+    final = demo_project.runpytest_subprocess(*SLICE, "--ckpt", str(FINAL), "--baseline", "baseline.json")
+    assert final.ret == pytest.ExitCode.OK
+    assert _report_verdict(demo_project) == "**Verdict: ✅ passed (exit status 0)**"
+    early = demo_project.runpytest_subprocess(*SLICE, "--ckpt", str(EARLY), "--baseline", "baseline.json")
+    assert early.ret == pytest.ExitCode.TESTS_FAILED
+    early.stdout.fnmatch_lines(["*FAIL  ckpt0 / demo_vqa / exact_match: dropped*"])
+    assert _report_verdict(demo_project) == "**Verdict: ❌ FAILED (exit status 1)**"
+
+
+def test_a_limited_run_fails_the_gate_on_coverage(demo_project: pytest.Pytester) -> None:
+    assert demo_project.runpytest_subprocess(*SLICE[:1], "--save-baseline", "b.json").ret == 0
+    part = demo_project.runpytest_subprocess(*SLICE[:1], "--limit", "8", "--baseline", "b.json")
+    assert part.ret == pytest.ExitCode.TESTS_FAILED
+    part.stdout.fnmatch_lines(["*demo_vqa*8/140 baseline samples present*--gate-allow-partial*"])
+    ok = demo_project.runpytest_subprocess(
+        *SLICE[:1], "--limit", "8", "--baseline", "b.json", "--gate-allow-partial"
+    )
+    assert ok.ret == pytest.ExitCode.OK
+    ok.stdout.fnmatch_lines(["*8/140 (partial)*"])
+
+
 def test_empty_or_mismatched_baseline_fails_closed(demo_project: pytest.Pytester) -> None:
     (demo_project.path / "empty.json").write_text("")
     empty = demo_project.runpytest_subprocess(*SLICE[:1], "--limit", "8", "--baseline", "empty.json")
     assert empty.ret == pytest.ExitCode.TESTS_FAILED
     empty.stdout.fnmatch_lines(["omnilmm gate: FAILED: *empty.json*"])
+    # every eval item passed, the gate did not: report.md must say FAILED, as the exit status does
+    assert _report_verdict(demo_project) == "**Verdict: ❌ FAILED (exit status 1)**"
 
     demo_project.runpytest_subprocess(*SLICE[:1], "--limit", "8", "--save-baseline", "b.json")
     other = demo_project.runpytest_subprocess(

@@ -384,3 +384,21 @@ def test_git_commit_is_the_project_under_test(eval_project: pytest.Pytester, tin
     (run,) = (elsewhere / "out").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["run_info"]["git"]["commit"] == git("rev-parse", "HEAD", cwd=project).strip()
+
+
+def test_a_run_stopped_by_maxfail_is_marked_partial(eval_project: pytest.Pytester, tiny_model: Path) -> None:
+    """-x after a failing sample: summary.json, the terminal and report.md say the run is partial."""
+    import json
+
+    with (eval_project.path / "tiny.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "s-broken", "question": "q", "image": "images/missing.png", "answers": ["x"]}\n')
+    result = eval_project.runpytest(
+        "--model_path", str(tiny_model), "--max-new-tokens", "2", "-x", "-p", "no:randomly"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*omnilmm: PARTIAL run: stopped early*"])
+    run = sorted((eval_project.path / ".omnilmm-results").iterdir())[-1]
+    info = json.loads((run / "summary.json").read_text())["run_info"]
+    assert info["partial"] is True and "stopped early" in info["partial_reason"]
+    report = (run / "report.md").read_text()
+    assert "**Verdict: ❌ FAILED (exit status 1)**" in report and "partial run: stopped early" in report

@@ -239,8 +239,9 @@ def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytest
             shard_dirs[0],
             "--out",
             str(eval_project.path / "m1"),
-        ]
-        + ["--baseline", str(eval_project.path / "whole.json")],
+            "--baseline",
+            str(eval_project.path / "whole.json"),
+        ],
         capture_output=True,
         text=True,
         cwd=eval_project.path,
