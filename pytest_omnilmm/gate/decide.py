@@ -5,7 +5,8 @@
 its observed Δ is worse than −margin. It is **inconclusive** when it did not fail but the run could not
 have seen a drop of the margin's size: the minimal detectable drop (80 % power, one-sided level α/k for
 k gated comparisons, Holm's strictest step, from the SE under "no change") exceeds the margin, or there
-are fewer than two clusters to test. Otherwise it **passes**. The run's A/A false-alarm rate (fail verdicts) is <= α by Holm.
+are fewer than two clusters to test. Otherwise it **passes**. The run's A/A false-alarm rate (fail
+verdicts) is <= α by Holm.
 
 ``noninferiority`` (alias ``strict``) — a dataset **passes** only when the one-sided (1 − α) lower
 bound of Δ is above −margin: the data show the drop is smaller than the margin. A true drop of the
