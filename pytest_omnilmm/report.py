@@ -54,6 +54,8 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
                 f"  {row['dataset']:<{w}} {row['metric'] or '-':<18} {row['metric_flavor']:<11} "
                 f"{row['n']:>5} {row['errors']:>4} {_fmt(row['mean']):>7}  {ci:<16}"
             )
+            for note in row.get("notes", ()):
+                lines.append(f"  {'':<{w}} note: {note}")
             extras = {k: v for k, v in row["aggregates"].items() if k != row.get("primary") and "/" not in k}
             for name, agg in extras.items():
                 lines.append(

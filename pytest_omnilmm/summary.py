@@ -132,7 +132,17 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
         "perf": perf,
     }
     rows = dataset_rows(records)
+    hashed = {
+        (r.checkpoint, r.dataset)
+        for r in records
+        if r.metric == "mme" and (r.group or "").startswith("image-sha256:")
+    }
     for row in rows:
+        if (row["checkpoint"], row["dataset"]) in hashed:
+            row["notes"] = [
+                "MME pairs matched by image content: the file has no image_path column, so questions are "
+                "paired by the resolved image instead of VLMEvalKit's (category, image_path)"
+            ]
         p = perf.get(row["checkpoint"], {})
         row["p50_latency_s"] = p.get("p50_latency_s")
         row["samples_per_s"] = p.get("samples_per_s")

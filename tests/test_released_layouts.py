@@ -75,6 +75,21 @@ def test_mme_without_image_path_pairs_by_the_resolved_image(tmp_path: Path) -> N
     agg = dataset_aggregates("mme", _rows(samples, {"1": 1.0, "2": 1.0, "3": 1.0, "4": 0.0}), n_boot=200)
     assert agg["acc_plus"].mean == pytest.approx(0.5) and agg["score"].mean == pytest.approx(75 + 50)
 
+    # and the run's summary says the pairing fell back to the image (issue 13: "say so in the summary")
+    from pytest_omnilmm.records import Record
+    from pytest_omnilmm.summary import build_summary
+
+    def record(sid: str, with_path: bool) -> Record:
+        group = f"image_path:x/{sid}.jpg" if with_path else samples[sid].group
+        return Record(
+            sid, "mme", "base", "", "fp", "k", "h", "s", "Yes", scores={"mme": 1.0}, metric="mme", group=group
+        )
+
+    hashed = build_summary([record(i, False) for i in samples], {"checkpoints": {}}, "run")["results"][0]
+    assert "no image_path column" in hashed["notes"][0]
+    pathed = build_summary([record(i, True) for i in samples], {"checkpoints": {}}, "run")["results"][0]
+    assert "notes" not in pathed
+
 
 def test_mmbench_circular_groups_by_index_not_by_shared_image(tmp_path: Path) -> None:
     header = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "l2-category"]
