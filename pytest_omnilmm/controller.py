@@ -151,36 +151,6 @@ def _crash_reason(report: Any) -> str:
     return (text.strip().splitlines() or ["failed"])[-1][:300] + suffix
 
 
-def environment_versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "transformers", "pytest", "pytest-omnilmm"):
-        try:
-            out[pkg.replace("-", "_")] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg.replace("-", "_")] = "not installed"
-    return out
-
-
-def git_state(cwd: Path) -> dict[str, Any]:
-    import subprocess
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
-        status = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    if commit.returncode != 0:
-        return {"commit": None, "dirty": None}
-    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
-
-
 @dataclass(frozen=True)
 class GateOptions:
     """What the gate needs; built from ``EvalConfig`` or by the merge CLI (defaults: config.SETTINGS)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .bench import perf_stats
@@ -88,7 +89,6 @@ def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
 
 def base_run_info(config: EvalConfig) -> dict[str, Any]:
     """What identifies the run, before any record: settings, flavour, model, versions, git."""
-    from .controller import environment_versions, git_state
 
     return {
         "generation": {
@@ -156,3 +156,33 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
             "resumed": sum(1 for r in records if r.resumed),
         },
     }
+
+
+def environment_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "pytest", "pytest-omnilmm"):
+        try:
+            out[pkg.replace("-", "_")] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg.replace("-", "_")] = "not installed"
+    return out
+
+
+def git_state(cwd: Path) -> dict[str, Any]:
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}

@@ -60,7 +60,7 @@ def _is_path(value: Any) -> bool:
 def _candidate(
     candidate: PathLike | Sequence[PathLike] | Sequence[Record], run_info: Mapping[str, Any] | None
 ) -> tuple[list[Record], Mapping[str, Any]]:
-    from pytest_omnilmm.merge import MergeError, load_runs
+    from pytest_omnilmm.runs import MergeError, load_runs
 
     if _is_path(candidate):
         candidate = [candidate]  # type: ignore[list-item]
@@ -77,7 +77,7 @@ def _candidate(
 def resolve_baseline(baseline: Baseline | PathLike | Sequence[Record] | None) -> Baseline | None:
     """A ``Baseline`` from any of the forms ``gate_results`` accepts (``GateInputError`` when unusable)."""
     from pytest_omnilmm.baseline import Baseline, BaselineError, build_baseline, load_baseline
-    from pytest_omnilmm.merge import MergeError, load_runs
+    from pytest_omnilmm.runs import MergeError, load_runs
 
     if baseline is None or isinstance(baseline, Baseline):
         return baseline
