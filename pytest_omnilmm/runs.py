@@ -69,6 +69,11 @@ def load_runs(dirs: Sequence[Path]) -> tuple[list[Record], dict[str, Any]]:
                     "also appears "
                     "in another shard with a different model or content; merge shards of one run only"
                 )
+            if previous is not None and _outcome(previous) != _outcome(record):
+                raise MergeError(
+                    f"{run_dir}: sample {record.sample_id} of {record.dataset} ({record.checkpoint}) appears "
+                    "twice with different results (overlapping shards?); merge each sample's shard once"
+                )
             records[key] = record
     merged = sorted(records.values(), key=lambda r: (r.checkpoint, r.dataset, r.sample_id))
     base_info = {k: v for k, v in first.items() if k not in ("perf", "hardware")}
@@ -80,3 +85,7 @@ def load_runs(dirs: Sequence[Path]) -> tuple[list[Record], dict[str, Any]]:
         base_info["partial"] = True
         base_info["partial_reason"] = f"shard(s) {', '.join(partial)} did not finish"
     return merged, base_info
+
+
+def _outcome(record: Record) -> tuple[object, ...]:
+    return (record.prediction, sorted(record.scores.items(), key=str), record.error)

@@ -277,8 +277,10 @@ def test_noninferiority_fails_what_significant_calls_inconclusive() -> None:
     assert sig.mdd is not None and sig.mdd > 0.1
     assert sig.n_needed is not None and sig.n_needed > 40
     assert f"about {sig.n_needed} paired samples (have 40)" in sig.reason
-    # the exact one-sided 95 % bound with 0 wins of 3 discordant pairs is -3/40: inside a 0.1 margin
-    assert decide(stats, margin=0.1, mode="noninferiority").verdict == PASS
+    # unconditional exact bound: 0 wins, 3 losses of 40 -> Δ >= -(upper 97.5 % CP of 3/40) ~ -0.204
+    assert stats.lower_bound(0.05) == pytest.approx(-0.204, abs=0.002)
+    assert decide(stats, margin=0.2, mode="noninferiority").verdict == FAIL
+    assert decide(stats, margin=0.25, mode="noninferiority").verdict == PASS
     # a margin the run can resolve passes the significant gate too
     assert decide(stats, margin=0.2, mode="significant").verdict == PASS
 
@@ -287,8 +289,10 @@ def test_identical_runs_pass_with_margin_zero() -> None:
     scores = [0.0, 1.0, 0.5, 1 / 3] * 25
     stats = paired_stats(scores, scores, [f"g{i % 10}" for i in range(100)])
     assert stats.delta == 0 and stats.p_value == 1.0
-    assert decide(stats, margin=0.0, mode="noninferiority").verdict == PASS
     assert decide(stats, margin=0.0, mode="significant").verdict == PASS
+    # non-inferiority with margin 0 asks for proof of no drop at all: a bound of exactly 0 is not above 0
+    assert decide(stats, margin=0.0, mode="noninferiority").verdict == FAIL
+    assert decide(stats, margin=0.001, mode="noninferiority").verdict == PASS
 
 
 # --------------------------------------------------------------------------------------- compare()
@@ -467,15 +471,20 @@ def test_candidate_errors_count_as_wrong_and_are_listed() -> None:
     )
 
 
-def test_unscored_samples_are_left_out_not_counted() -> None:
-    base = scores_run([1.0] * 50)
-    cand = [rec(r.sample_id, None) if i < 5 else r for i, r in enumerate(base)]  # metric undefined (NaN)
+def test_samples_undefined_in_the_baseline_are_left_out_not_counted() -> None:
+    base = [rec(r.sample_id, None) if i < 5 else r for i, r in enumerate(scores_run([1.0] * 50))]
+    row = row_for(compare(baseline_of(base), base, run_info(), FAST), "paired")
+    assert row.n == 45 and row.verdict == PASS
+    assert "5 samples without a exact_match score in the baseline left out" in row.reason
+
+
+def test_a_loss_cannot_hide_as_a_missing_score() -> None:
+    """Scored 1.0 in the baseline, NaN / no score now (no error either): the row fails, it is not skipped."""
+    base = scores_run([1.0] * 200)
+    cand = [rec(r.sample_id, None) if i < 60 else r for i, r in enumerate(base)]
     row = row_for(compare(baseline_of(base), cand, run_info(), FAST), "paired")
-    assert (
-        row.n == 45
-        and row.verdict == PASS
-        and "5 samples without a exact_match score in one of the runs left out" in row.reason
-    )
+    assert row.verdict == FAIL
+    assert "60 samples scored in the baseline without a exact_match score in this run" in row.reason
 
 
 def test_a_missing_baseline_sample_fails_with_the_coverage() -> None:
@@ -728,6 +737,24 @@ def test_questions_on_one_image_cluster_by_image_hash() -> None:
     assert row.n_clusters == 100  # the benchmark's own groups win over the image
 
 
+def test_noninferiority_holds_its_level_on_a_true_drop_of_three_margins() -> None:
+    """The reviewer's case: true Δ = -0.03, margin 0.01, n = 100 passed 19 % with the conditional bound."""
+    rng = np.random.default_rng(5)
+    passes = 0
+    for _ in range(400):
+        loss = rng.random(100) < 0.03
+        stats = paired_stats(np.ones(100), np.where(loss, 0.0, 1.0))
+        passes += decide(stats, margin=0.01, mode="noninferiority").verdict == PASS
+    assert passes / 400 <= 0.05, passes
+
+
+def test_single_sample_and_nan_scores() -> None:
+    one = paired_stats([1.0], [1.0])
+    assert one.p_value is None and decide(one, margin=0.01, mode="significant").verdict == INCONCLUSIVE
+    with pytest.raises(ValueError, match="finite"):
+        paired_stats([1.0, float("nan")], [1.0, 0.0])
+
+
 def test_noninferiority_fails_an_underpowered_run_and_passes_a_large_equal_one() -> None:
     small = scores_run(_accuracy(30, 0.7, 21))
     big = scores_run(_accuracy(3000, 0.7, 22))
@@ -745,3 +772,33 @@ def test_equal_losses_in_every_cluster_are_not_a_confident_pass() -> None:
     row = row_for(compare(baseline_of(base), cand, run_info(), FAST), "paired")
     assert row.n_clusters == 4 and row.ci_low == row.ci_high  # every cluster lost the same
     assert row.verdict != PASS and row.mdd is not None and row.mdd > 0.3
+
+
+def _run_dir(path: Path, records: list[Record], info: dict[str, Any]) -> Path:
+    import json
+
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({"run_info": info, "results": []}))
+    (path / "records.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
+    return path
+
+
+def test_gate_results_reads_folders_refuses_overlapping_shards_and_gates_latency(tmp_path: Path) -> None:
+    from pytest_omnilmm.gate import GateInputError, gate_results
+
+    base = scores_run([1.0] * 40)
+    info = {k: v for k, v in run_info().items() if k not in ("perf", "hardware")}
+    baseline = baseline_of(base)
+    a = _run_dir(tmp_path / "a", base[:30], info)
+    b = _run_dir(tmp_path / "b", [dataclasses.replace(r, prediction="other") for r in base[20:]], info)
+    with pytest.raises(GateInputError, match="appears twice with different results"):
+        gate_results(baseline, [a, b])
+    c = _run_dir(tmp_path / "c", base[30:], info)
+    assert not gate_results(baseline, [a, c]).failed  # disjoint shards: one complete run
+    assert gate_results(baseline, [a]).failed  # one shard alone: 30/40 present
+    # perf comes back from the records, so --max-slowdown gates folders too (baseline p50 0.1 s)
+    hw = {"device": "cpu", "device_name": "x86_64"}
+    slow = [dataclasses.replace(r, latency_s=1.0, batch_id=r.sample_id, extra=hw) for r in base]
+    report = gate_results(baseline, [_run_dir(tmp_path / "slow", slow, info)], max_slowdown=0.1)
+    rows = [r for r in report.rows if r.check == "latency"]
+    assert [r.verdict for r in rows] == [FAIL, FAIL] and report.failed

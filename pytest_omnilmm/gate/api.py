@@ -70,7 +70,7 @@ def _candidate(
             records, info = load_runs([Path(i) for i in items])
         except MergeError as exc:
             raise GateInputError(str(exc)) from None
-        return records, info if run_info is None else {**info, **run_info}
+        return records, _with_perf(records, info) if run_info is None else {**info, **run_info}
     return items, dict(run_info or {})  # type: ignore[return-value]
 
 
@@ -87,9 +87,17 @@ def resolve_baseline(baseline: Baseline | PathLike | Sequence[Record] | None) ->
             if path.is_file():
                 return load_baseline(path)
             records, info = load_runs([path])
-            source = str(path)
+            info, source = _with_perf(records, info), str(path)
         else:
             records, info, source = list(baseline), {}, "<records>"  # type: ignore[arg-type]
         return Baseline.from_dict(build_baseline(records, info), source)
     except (BaselineError, MergeError) as exc:
         raise GateInputError(str(exc)) from None
+
+
+def _with_perf(records: Sequence[Record], info: Mapping[str, Any]) -> dict[str, Any]:
+    """Run info with perf and hardware recomputed from the records, as the plugin's own summary has them
+    (``--max-slowdown`` needs them; shards drop theirs when merged)."""
+    from pytest_omnilmm.summary import build_summary
+
+    return dict(build_summary(records, dict(info), "gate")["run_info"])

@@ -358,17 +358,25 @@ def _pending(label: str, base: BaselineDataset, recs: list[Record], settings: Ga
 
     pairs: list[tuple[str, float, float]] = []
     unscored = 0
+    lost_scores: list[str] = []
     changed_set = set(changed)
     for sid in matched:
         if sid in changed_set:
             continue
         b, c = base.samples[sid].score, record_score(by_id[sid], metric)
-        if b is None or c is None:
-            unscored += 1
+        if b is None:
+            unscored += 1  # undefined in the baseline (e.g. no usable reference): nothing to compare with
+        elif c is None:
+            lost_scores.append(sid)  # scored before, not now: a loss must not hide as a missing score
         else:
             pairs.append((sid, b, c))
+    if lost_scores:
+        problems.append(
+            f"{_count(len(lost_scores), 'sample')} scored in the baseline without a {metric} score "
+            f"in this run (NaN or missing), e.g. {lost_scores[0]!r}; score them or {REGEN}"
+        )
     if unscored:
-        remarks.append(f"{_count(unscored, 'sample')} without a {metric} score in one of the runs left out")
+        remarks.append(f"{_count(unscored, 'sample')} without a {metric} score in the baseline left out")
     errors = sorted(sid for sid, r in by_id.items() if r.error is not None)
     if errors:
         remarks.append(_errored(errors))

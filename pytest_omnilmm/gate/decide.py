@@ -121,7 +121,7 @@ def _noninferiority(stats: PairedStats, margin: float, alpha: float) -> Decision
             "from other images",
         )
     mdd = None if stats.se is None else minimal_detectable_drop(stats.se_null, alpha)
-    if bound > -margin - TOL:
+    if bound > -margin:
         return Decision(
             PASS,
             f"the one-sided {level} lower bound of Δ, {bound:+.4f}, is above -{margin:.4f}",
