@@ -26,9 +26,8 @@ def format_eta(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def progress_text(done: int, total: int, failed: int, elapsed_s: float) -> str:
+def progress_text(done: int, total: int, failed: int, rate: float) -> str:
     """``omnilmm: 40/143 samples (28%), 12.3 samples/s, ETA 8s`` (plus failures, when there are any)."""
-    rate = done / elapsed_s if elapsed_s > 0 else 0.0
     percent = 100 * done // total if total else 100
     eta = format_eta((total - done) / rate) if rate > 0 else "?"
     failures = f", {failed} failed" if failed else ""
@@ -46,9 +45,14 @@ class Progress:
         self.clock = clock
         # In place only at the default verbosity or quieter: with -v every item has a line of its own.
         self.live = bool(getattr(reporter, "isatty", False)) and reporter.config.get_verbosity() <= 0
+        if self.live and hasattr(reporter, "_show_progress_info"):
+            # pytest's own "[ NN%]" counts the items that printed a letter; eval items print none (below),
+            # so it would say 0 %. The live line shows the percentage instead.
+            reporter._show_progress_info = False
         self.eval_ids: set[str] = set()
         self.done = self.failed = 0
-        self.started = self.last_shown = 0.0
+        self.last_shown = 0.0
+        self.first_done_at: float | None = None  # rates count from here: model loading is not a sample
         self.last_tenth = 0
         self.showing = False  # a live line is on the screen, not yet ended by a newline
 
@@ -63,7 +67,7 @@ class Progress:
 
     def _set_total(self, nodeids: Any) -> None:
         self.eval_ids = {nodeid for nodeid in nodeids if self.is_eval(nodeid)}
-        self.started = self.last_shown = self.clock()
+        self.last_shown = self.clock()
 
     # -- counting and showing ---------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -83,32 +87,37 @@ class Progress:
         if report.failed:
             self.failed += 1
         self.done += 1
+        if self.first_done_at is None:
+            self.first_done_at = self.clock()
         self._maybe_show()
 
     def _maybe_show(self) -> None:
         now = self.clock()
         total = len(self.eval_ids)
-        if not total or now - self.last_shown < MIN_INTERVAL_S or self.done >= total:
+        if self.done < 2 or not total or now - self.last_shown < MIN_INTERVAL_S or self.done >= total:
             return
         tenth = 10 * self.done // total
         if not self.live and tenth <= self.last_tenth and now - self.last_shown < LOG_HEARTBEAT_S:
             return
         self.last_shown, self.last_tenth = now, tenth
-        text = progress_text(self.done, total, self.failed, now - self.started)
+        text = self._text(now)
         if self.live:
             self.reporter.rewrite(text, erase=True)
             self.showing = True
         else:
             self.reporter.write_line(text)
 
+    def _text(self, now: float) -> str:
+        """The rate counts the samples after the first, over the time since it finished."""
+        first = self.first_done_at if self.first_done_at is not None else now
+        rate = (self.done - 1) / (now - first) if self.done > 1 and now > first else 0.0
+        return progress_text(self.done, len(self.eval_ids), self.failed, rate)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """End a live line, so what pytest writes next starts on a line of its own."""
         if self.showing:
-            self.reporter.rewrite(
-                progress_text(self.done, len(self.eval_ids), self.failed, self.clock() - self.started),
-                erase=True,
-            )
+            self.reporter.rewrite(self._text(self.clock()), erase=True)
             self.reporter.write("\n")
             self.showing = False
 

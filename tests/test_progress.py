@@ -39,8 +39,9 @@ def slow_project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_progress_text_and_eta() -> None:
-    assert progress_text(40, 160, 0, 4.0) == "omnilmm: 40/160 samples (25%), 10.0 samples/s, ETA 12s"
+    assert progress_text(40, 160, 0, 10.0) == "omnilmm: 40/160 samples (25%), 10.0 samples/s, ETA 12s"
     assert progress_text(1, 4, 1, 1.0).endswith(", 1 failed")
+    assert progress_text(1, 4, 0, 0.0).endswith("ETA ?")
     assert format_eta(75) == "1m15s" and format_eta(3 * 3600 + 60) == "3h01m"
 
 
