@@ -514,8 +514,9 @@ def omnilmm_engine(
 
 def _set_cpu_threads(config: pytest.Config, cfg: EvalConfig) -> None:
     """``--threads N``, or the cores split between xdist workers so they do not oversubscribe. An
-    ``OMP_NUM_THREADS`` the user set is kept unless ``--threads`` is given."""
-    if cfg.threads is None and os.environ.get("OMP_NUM_THREADS"):
+    ``OMP_NUM_THREADS`` the user set is kept unless ``--threads`` is given. A server backend generates
+    elsewhere: torch is not even imported for it, unless ``--threads`` asks."""
+    if cfg.threads is None and (os.environ.get("OMP_NUM_THREADS") or cfg.backend == "openai"):
         return
     set_torch_threads(config, cfg.threads or default_threads(os.environ))
 

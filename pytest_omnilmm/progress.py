@@ -45,10 +45,6 @@ class Progress:
         self.clock = clock
         # In place only at the default verbosity or quieter: with -v every item has a line of its own.
         self.live = bool(getattr(reporter, "isatty", False)) and reporter.config.get_verbosity() <= 0
-        if self.live and hasattr(reporter, "_show_progress_info"):
-            # pytest's own "[ NN%]" counts the items that printed a letter; eval items print none (below),
-            # so it would say 0 %. The live line shows the percentage instead.
-            reporter._show_progress_info = False
         self.eval_ids: set[str] = set()
         self.done = self.failed = 0
         self.last_shown = 0.0
@@ -67,6 +63,11 @@ class Progress:
 
     def _set_total(self, nodeids: Any) -> None:
         self.eval_ids = {nodeid for nodeid in nodeids if self.is_eval(nodeid)}
+        if self.live and self.eval_ids and hasattr(self.reporter, "_show_progress_info"):
+            # pytest's own "[ NN%]" counts the items that printed a letter; eval items print none (below),
+            # so it would say 0 %. The live line shows the percentage instead. (A session without eval
+            # items keeps pytest's display untouched.)
+            self.reporter._show_progress_info = False
         self.last_shown = self.clock()
 
     # -- counting and showing ---------------------------------------------------------------------------
