@@ -106,7 +106,14 @@ class Progress:
             self.reporter.rewrite(text, erase=True)
             self.showing = True
         else:
-            self.reporter.write_line(text)
+            self._write_plain(text)
+
+    def _write_plain(self, text: str) -> None:
+        """A line of its own, also after xdist's dots (which set no current file for write_line to end)."""
+        writer = getattr(self.reporter, "_tw", None)
+        if writer is not None and getattr(writer, "width_of_current_line", 0):
+            self.reporter.write("\n")
+        self.reporter.write_line(text)
 
     def _text(self, now: float) -> str:
         """The rate counts the samples after the first, over the time since it finished."""

@@ -122,3 +122,13 @@ def test_one_live_line_on_a_terminal(slow_project: pytest.Pytester, tiny_model: 
     assert proc.returncode == 1, out
     assert "\romnilmm: " in out and "/12 samples (" in out, out
     assert "1 failed, 11 passed" in out
+
+
+def test_one_line_for_the_whole_run_under_xdist(slow_project: pytest.Pytester, tiny_model: Path) -> None:
+    """The controller counts the workers' reports: one count over all 12 samples, each line on its own."""
+    result = slow_project.runpytest_subprocess(
+        f"--model_path={tiny_model}", "--max-new-tokens", "2", "--no-resume", "-n", "2"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["omnilmm: */12 samples (*%), * samples/s, ETA *"])
+    assert "/6 samples" not in result.stdout.str()  # not one count per worker
