@@ -109,6 +109,14 @@ SETTINGS: tuple[Setting, ...] = (
         "beam search width (1 = greedy)",
         default="1",
     ),
+    Setting(
+        "threads",
+        "--threads",
+        "OMNILMM_THREADS",
+        "omnilmm_threads",
+        "torch CPU threads per process (torch.set_num_threads); default: the cores this process may use "
+        "divided among the xdist workers, at least 1 (with OMP_NUM_THREADS set, torch's own choice is kept)",
+    ),
     # -- backends (issue 13 point 8, issue 16) --
     Setting(
         "backend",
@@ -326,6 +334,56 @@ def setting_default(name: str) -> object:
     return next(setting.default for setting in SETTINGS if setting.name == name)
 
 
+# What ``--help`` shows after each option: the kind of value, never the environment variable's name.
+METAVARS: Mapping[str, str] = {
+    "model_path": "PATH_OR_ID",
+    "ckpt": "PATH",
+    "generate_method": "METHOD",
+    "device": "DEVICE",
+    "dtype": "DTYPE",
+    "batch_size": "N|auto",
+    "max_new_tokens": "N",
+    "num_beams": "N",
+    "threads": "N",
+    "backend": "NAME",
+    "api_base": "URL",
+    "api_model": "NAME",
+    "api_key_env": "VAR",
+    "concurrency": "N",
+    "stream": "0|1",
+    "model_revision": "REVISION",
+    "request_timeout": "SECONDS",
+    "tensor_parallel_size": "N",
+    "max_prompt_tokens": "N",
+    "limit": "N",
+    "limit_seed": "SEED",
+    "results_dir": "DIR",
+    "metric_flavor": "FLAVOR",
+    "data": "NAME=PATH",
+    "lmudata": "DIR",
+    "max_image_pixels": "PIXELS",
+    "save_baseline": "FILE",
+    "baseline": "FILE",
+    "max_drop": "DROP",
+    "max_drop_per": "NAME=DROP",
+    "gate": "MODE",
+    "min_score": "DATASET=SCORE",
+    "max_slowdown": "PERCENT",
+    "gpus": "GPUS",
+    "shard": "I/N",
+}
+
+
+def help_text(setting: Setting) -> str:
+    """The ``--help`` line of a setting: what it does, its default, and where else it can be set."""
+    default = "" if setting.default is None else f" (default: {setting.default})"
+    return f"{setting.help}{default} [env {setting.env}, ini {setting.ini}]"
+
+
+def flag_help_text(name: str, env: str, text: str) -> str:
+    return f"{text} [env {env}=1, ini omnilmm_{name} = true]"
+
+
 FLAGS: tuple[tuple[str, str, str, str], ...] = (
     # (name, flag, env, help) of boolean switches; ini key is "omnilmm_" + name
     (
@@ -352,6 +410,12 @@ FLAGS: tuple[tuple[str, str, str, str], ...] = (
         "--no-resume",
         "OMNILMM_NO_RESUME",
         "regenerate every sample instead of reusing matching finished records from --results-dir",
+    ),
+    (
+        "no_progress",
+        "--no-progress",
+        "OMNILMM_NO_PROGRESS",
+        "no progress line (samples done / total, samples/s, ETA); -qq turns it off too",
     ),
 )
 
@@ -412,6 +476,8 @@ class EvalConfig:
     request_timeout: float = 120.0
     retries: int = 3
     tensor_parallel_size: int = 1
+    threads: int | None = None  # None: cores / xdist workers (see process_state.default_threads)
+    progress: bool = True
 
     def generation_settings(self) -> dict[str, object]:
         """What changes the answers: part of every record's key and of the baseline."""
@@ -584,10 +650,42 @@ def _lmudata(raw: object, rootdir: Path) -> Path | None:
 
 
 def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None = None) -> EvalConfig:
-    """Read every setting through ``lookup``, validate, and freeze. Raises ConfigError (one line)."""
-    env = os.environ if env is None else env
+    """Read every setting through ``lookup``, validate, and freeze. Raises ConfigError (one line) naming
+    where the bad value came from: the option, the environment variable or the ini key."""
     sources: dict[str, str] = {}
+    try:
+        return _build_config(lookup, rootdir, os.environ if env is None else env, sources)
+    except ConfigError as exc:
+        raise ConfigError(name_the_source(str(exc), sources)) from None
 
+
+_SOURCE_NAMES: tuple[tuple[str, str, str, str], ...] = tuple(
+    sorted(
+        [(s.flag, s.name, s.env, s.ini) for s in SETTINGS]
+        + [(flag, name, env, f"omnilmm_{name}") for name, flag, env, _help in FLAGS],
+        key=lambda row: -len(row[0]),  # --max-drop-for before --max-drop
+    )
+)
+
+
+def name_the_source(message: str, sources: Mapping[str, str]) -> str:
+    """``--max-drop: 'x' is not a number`` becomes ``OMNILMM_MAX_DROP (environment variable for --max-drop):
+    ...`` when the value came from the environment (likewise for an ini key): the flag was never typed."""
+    for flag, name, env, ini in _SOURCE_NAMES:
+        if not message.startswith(flag) or message[len(flag) : len(flag) + 1] not in (":", " ", ""):
+            continue
+        source = sources.get(name)
+        if source == "env":
+            return f"{env} (environment variable for {flag}){message[len(flag) :]}"
+        if source == "ini":
+            return f"{ini} (ini key for {flag}){message[len(flag) :]}"
+        return message
+    return message
+
+
+def _build_config(
+    lookup: Lookup, rootdir: Path, env: Mapping[str, str], sources: dict[str, str]
+) -> EvalConfig:
     def get(name: str) -> object:
         value, source = lookup(name)
         sources[name] = source
@@ -759,6 +857,8 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         max_image_pixels=_int("max_image_pixels", "--max-image-pixels", get("max_image_pixels"), minimum=1),
         trust_remote_code=_truthy(get("trust_remote_code")),
         ckpt_partial=_truthy(get("ckpt_partial")),
+        threads=_threads(get("threads")),
+        progress=not _truthy(get("no_progress")),
         resume=not _truthy(get("no_resume")),
         save_baseline=save_baseline,
         baseline=baseline,
@@ -777,6 +877,12 @@ def build_config(lookup: Lookup, *, rootdir: Path, env: Mapping[str, str] | None
         rootdir=rootdir,
         data_images=data_images,
     )
+
+
+def _threads(raw: object) -> int | None:
+    if raw in (None, ""):
+        return None  # decided per process, where the worker count is known
+    return _int("threads", "--threads", raw, minimum=1)
 
 
 def _path_or_none(raw: object, rootdir: Path) -> Path | None:

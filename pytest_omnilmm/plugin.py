@@ -16,9 +16,20 @@ from typing import Any
 import pytest
 
 from .batching import plan_units_by_key
-from .config import FLAGS, SETTINGS, ConfigError, EvalConfig, build_config, resolve
+from .config import (
+    FLAGS,
+    METAVARS,
+    SETTINGS,
+    ConfigError,
+    EvalConfig,
+    build_config,
+    flag_help_text,
+    help_text,
+    name_the_source,
+    resolve,
+)
 from .ids import EvalParam, UnavailableParam, eval_param
-from .process_state import freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
+from .process_state import default_threads, freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
 from .records import RECORD_PROPERTY
 
 CONFIG_KEY = pytest.StashKey[EvalConfig]()
@@ -40,19 +51,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     aliases = {"model_path": ["--model-path"], "generate_method": ["--generate-method"]}
     for s in SETTINGS:
         names = [s.flag, *aliases.get(s.name, [])]
-        help_text = f"{s.help} [env {s.env}, ini {s.ini}]"
-        if s.multiple:
-            group.addoption(*names, action="append", dest=f"omnilmm_{s.name}", default=None, help=help_text)
-        else:
-            group.addoption(*names, action="store", dest=f"omnilmm_{s.name}", default=None, help=help_text)
+        group.addoption(
+            *names,
+            action="append" if s.multiple else "store",
+            dest=f"omnilmm_{s.name}",
+            default=None,
+            metavar=METAVARS.get(s.name, "VALUE"),
+            help=help_text(s),
+        )
         parser.addini(
             s.ini, s.help, type="linelist" if s.multiple else "string", default=[] if s.multiple else None
         )
-    for name, flag, env, help_text in FLAGS:
+    for name, flag, env, text in FLAGS:
         group.addoption(
-            flag, action="store_true", dest=f"omnilmm_{name}", default=None, help=f"{help_text} [env {env}]"
+            flag,
+            action="store_true",
+            dest=f"omnilmm_{name}",
+            default=None,
+            help=flag_help_text(name, env, text),
         )
-        parser.addini(f"omnilmm_{name}", help_text, type="bool", default=False)
+        parser.addini(f"omnilmm_{name}", text, type="bool", default=False)
 
 
 def _lookup(config: pytest.Config) -> Callable[[str], tuple[object, str]]:
@@ -77,14 +95,14 @@ def _lookup(config: pytest.Config) -> Callable[[str], tuple[object, str]]:
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
     """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
-    raw, _source = _lookup(config)("gpus")
+    raw, source = _lookup(config)("gpus")
     if raw not in (None, "") and not _is_worker(config):
         from .config import _gpus
 
         try:
             gpus = _gpus(raw, os.environ)
         except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(name_the_source(str(exc), {"gpus": source})) from None
         if not config.pluginmanager.hasplugin("xdist"):
             raise pytest.UsageError("--gpus needs pytest-xdist; install it or run without --gpus")
         if config.getoption("numprocesses", None):
@@ -148,6 +166,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import xdist as xdist_hooks
 
         config.pluginmanager.register(xdist_hooks.XdistHooks(config), "omnilmm-xdist")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The progress line, on the controller only (the terminal reporter exists by now)."""
+    config = session.config
+    if not _is_worker(config) and CONFIG_KEY in config.stash:
+        from .progress import register_progress
+
+        register_progress(config, config.stash[CONFIG_KEY].progress)
 
 
 def _terminate_like_interrupt(config: pytest.Config) -> None:
@@ -460,7 +487,7 @@ def omnilmm_engine(
 
     cfg = omnilmm_config
     mark_has_evals(pytestconfig)
-    _set_cpu_threads(pytestconfig)
+    _set_cpu_threads(pytestconfig, cfg)
     requests = {
         c.label: ModelRequest(
             label=c.label,
@@ -485,12 +512,13 @@ def omnilmm_engine(
     engine.close()
 
 
-def _set_cpu_threads(config: pytest.Config) -> None:
-    """On CPU, split the cores between xdist workers so they do not oversubscribe."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
+def _set_cpu_threads(config: pytest.Config, cfg: EvalConfig) -> None:
+    """``--threads N``, or the cores split between xdist workers so they do not oversubscribe. An
+    ``OMP_NUM_THREADS`` the user set is kept unless ``--threads`` is given. A server backend generates
+    elsewhere: torch is not even imported for it, unless ``--threads`` asks."""
+    if cfg.threads is None and (os.environ.get("OMP_NUM_THREADS") or cfg.backend == "openai"):
         return
-    set_torch_threads(config, max(1, (os.cpu_count() or 1) // workers))
+    set_torch_threads(config, cfg.threads or default_threads(os.environ))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ installed keeps its environment, PIL limits, garbage collector and thread count 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 
@@ -55,6 +55,19 @@ def freeze_gc(config: pytest.Config) -> None:
     gc.collect()
     gc.freeze()
     _restorers(config).append(gc.unfreeze)
+
+
+def default_threads(env: Mapping[str, str]) -> int:
+    """The cores this process may use (its CPU affinity), divided among the xdist workers, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        workers = max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    except ValueError:
+        workers = 1
+    return max(1, cores // workers)
 
 
 def set_torch_threads(config: pytest.Config, n: int) -> None:

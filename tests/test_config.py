@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from pytest_omnilmm import config as config_mod
-from pytest_omnilmm.config import SETTINGS, ConfigError, build_config, resolve
+from pytest_omnilmm.config import FLAGS, SETTINGS, ConfigError, build_config, resolve
 
 from .conftest import EVAL_MODULE, write_jsonl_dataset
 
 
 def lookup_from(options: dict[str, object], env: dict[str, str], ini: dict[str, object]):
     table = {s.name: s for s in SETTINGS}
-    flags = {flag[0] for flag in config_mod.FLAGS}
+    flags = {name for name, _flag, _env, _help in FLAGS}
 
     def lookup(name: str) -> tuple[object, str]:
         if name in flags:

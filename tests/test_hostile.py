@@ -221,8 +221,10 @@ def test_data_missing_is_a_usage_error(
         args = []
     result = eval_project.runpytest_subprocess("--model_path", str(tiny_model), *args)
     assert_clean(result, pytest.ExitCode.USAGE_ERROR)
+    # The line names where the value came from: the flag, or the variable (nobody typed --data then).
+    source = "--data" if where == "option" else "OMNILMM_DATA (environment variable for --data)"
     result.stderr.fnmatch_lines(
-        ["ERROR: --data tiny=*missing.jsonl: no such file or directory; fix the path*"]
+        [f"ERROR: {source} tiny=*missing.jsonl: no such file or directory; fix the path*"]
     )
 
 
