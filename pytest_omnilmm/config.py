@@ -367,6 +367,7 @@ METAVARS: Mapping[str, str] = {
     "max_drop": "DROP",
     "max_drop_per": "NAME=DROP",
     "gate": "MODE",
+    "gate_inconclusive": "fail|pass",
     "min_score": "DATASET=SCORE",
     "max_slowdown": "PERCENT",
     "gpus": "GPUS",
