@@ -78,7 +78,14 @@ def _one_run(
 
 
 def simulate(
-    scenario: Scenario, n: int, drop: float, runs: int, seed: int, margin: float, alpha: float
+    scenario: Scenario,
+    n: int,
+    drop: float,
+    runs: int,
+    seed: int,
+    margin: float,
+    alpha: float,
+    mode: str = "significant",
 ) -> tuple[int, int]:
     """(runs failed, runs with an inconclusive dataset); with a drop, "failed": the dropped one failed."""
     rng = np.random.default_rng(seed)
@@ -94,7 +101,7 @@ def simulate(
             cand = _one_run(rng, logits, images, scenario.continuous, drop if d == 0 else 0.0)
             stats.append(paired_stats(base, cand, images, level=1 - alpha))
             disagree.append(float((base != cand).mean()))
-        decisions = decide_all(stats, [margin] * len(stats), mode="significant", alpha=alpha)
+        decisions = decide_all(stats, [margin] * len(stats), mode=mode, alpha=alpha)
         verdicts = [x.verdict for x in decisions]
         if drop > 0:
             failed += verdicts[0] == FAIL
@@ -103,6 +110,30 @@ def simulate(
         inconclusive += INCONCLUSIVE in verdicts
     DISAGREE = float(np.mean(disagree))
     return failed, inconclusive
+
+
+def noninferiority_table(runs: int, seed: int, alpha: float) -> None:
+    """--gate noninferiority, one dataset of 0/1 scores: how often it passes with no drop (its power) and
+    with a true drop of exactly the margin (its error rate, <= alpha by construction)."""
+    print()
+    print(f"gate: noninferiority, one dataset, 0/1 scores, 1 q/image; {runs} simulated runs per cell")
+    print(f"{'margin':>6} {'N':>5}  {'passes, no drop':<22} {'passes, true drop = margin':<26}")
+    scenario = Scenario(False, False, 1)
+    for margin in (0.02, 0.05):
+        for j, n in enumerate(SIZES):
+            base_seed = seed + 50_000 + 100 * j + int(margin * 1000)
+            passed = [
+                runs - simulate(scenario, n, drop, runs, base_seed + k, margin, alpha, "noninferiority")[0]
+                if drop > 0
+                else _ni_passes(scenario, n, runs, base_seed, margin, alpha)
+                for k, drop in enumerate((0.0, margin))
+            ]
+            print(f"{margin:>6} {n:>5}  {_rate(passed[0], runs):<22} {_rate(passed[1], runs):<26}")
+
+
+def _ni_passes(scenario: Scenario, n: int, runs: int, seed: int, margin: float, alpha: float) -> int:
+    failed, _ = simulate(scenario, n, 0.0, runs, seed, margin, alpha, "noninferiority")
+    return runs - failed
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -163,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(one dataset), {min(caught_3_at_2000[4:]):.1%} to {max(caught_3_at_2000[4:]):.1%} (six datasets, "
         f"Holm); {time.perf_counter() - started:.0f} s"
     )
+    noninferiority_table(args.runs, args.seed, args.alpha)
     return 0
 
 
