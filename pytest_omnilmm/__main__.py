@@ -61,7 +61,7 @@ def _options(args: argparse.Namespace, save_baseline: Path | None) -> Any:
         save_baseline=save_baseline,
         max_drop=_fraction("--max-drop", args.max_drop),
         max_drop_per=_name_values("--max-drop-for", args.max_drop_for, "textvqa=0.02"),
-        mode="noninferiority" if args.gate == "strict" else args.gate,
+        mode=args.gate,  # GateSettings resolves the alias "strict"
         min_score=_name_values("--min-score", args.min_score, "textvqa=0.6"),
         max_slowdown=None if args.max_slowdown is None else _percent("--max-slowdown", args.max_slowdown),
         inconclusive=args.gate_inconclusive,
@@ -112,20 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_gate(args: argparse.Namespace) -> int:
     from .config import ConfigError
-    from .gate import GateInputError, GateSettings, gate_results, render_gate_table
+    from .gate import GateInputError, gate_results, render_gate_table
 
     try:
-        options = _options(args, None)
-        settings = GateSettings(
-            max_drop=options.max_drop,
-            per_metric_max_drop=options.max_drop_per,
-            mode=options.mode,
-            min_scores=options.min_score,
-            max_slowdown=options.max_slowdown,
-            inconclusive=options.inconclusive,
-            allow_partial=options.allow_partial,
-        )
-        report = gate_results(args.baseline, list(args.dirs), settings=settings)
+        report = gate_results(args.baseline, list(args.dirs), settings=_options(args, None).settings())
     except (ConfigError, GateInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4

@@ -12,10 +12,13 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import EvalConfig
 from .records import RECORD_PROPERTY, Record
+
+if TYPE_CHECKING:
+    from .gate import GateSettings
 
 _EVAL_ID = re.compile(r"^(?P<func>.+)\[(?P<label>base|ckpt\d+)-(?P<rest>.+)\]$")
 
@@ -179,6 +182,20 @@ class GateOptions:
             allow_partial=config.gate_allow_partial,
         )
 
+    def settings(self) -> GateSettings:
+        """The gate's own settings object (validated there), from these options."""
+        from .gate import GateSettings
+
+        return GateSettings(
+            max_drop=self.max_drop,
+            per_metric_max_drop=dict(self.max_drop_per),
+            mode=self.mode,
+            min_scores=dict(self.min_score),
+            max_slowdown=self.max_slowdown,
+            inconclusive=self.inconclusive,
+            allow_partial=self.allow_partial,
+        )
+
 
 @dataclass(frozen=True)
 class Conclusion:
@@ -239,7 +256,7 @@ def _status_reason(status: int, failed_samples: int) -> str:
 
 
 def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptions) -> tuple[Any, list[str]]:
-    from .gate import GateSettings, gate_results
+    from .gate import gate_results
     from .gate.api import GateInputError, resolve_baseline
 
     baseline = None
@@ -257,16 +274,9 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
             f"{options.baseline}: baseline used metric flavour {baseline.metric_flavor!r}, this run "
             f"{run_flavor!r}; rerun with --metric-flavor {baseline.metric_flavor} or regenerate the baseline"
         )
-    settings = GateSettings(
-        max_drop=options.max_drop,
-        per_metric_max_drop=dict(options.max_drop_per),
-        mode=options.mode,
-        min_scores=dict(options.min_score),
-        max_slowdown=options.max_slowdown,
-        inconclusive=options.inconclusive,
-        allow_partial=options.allow_partial,
-    )
-    return gate_results(baseline, records, run_info=summary["run_info"], settings=settings), problems
+    return gate_results(
+        baseline, records, run_info=summary["run_info"], settings=options.settings()
+    ), problems
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:

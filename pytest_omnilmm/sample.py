@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,7 +65,12 @@ class ImageRef:
             raise SampleError(f"image is not valid base64 ({self.origin}): {exc}") from None
 
     def content_hash(self) -> str:
-        """sha256 of the image bytes (what the resume cache keys on)."""
+        """sha256 of the image bytes (what the resume cache keys on and the gate clusters on)."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
+        # Read and hashed once per process: the resume key and the record's image hash both ask.
         return hashlib.sha256(self.read_bytes()).hexdigest()
 
     def load(self) -> Image:

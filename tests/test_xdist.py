@@ -208,54 +208,31 @@ def test_shards_partition_and_merge_equals_unsharded(eval_project: pytest.Pytest
         eval_project.runpytest(*base, "--shard", f"{i}/4", "--results-dir", str(out))
         shard_dirs.append(str(out))
     merged_out = eval_project.path / "merged"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest_omnilmm",
-            "merge",
-            *shard_dirs,
-            "--out",
-            str(merged_out),
-            "--baseline",
-            str(eval_project.path / "whole.json"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=eval_project.path,
-    )
+    whole_json = str(eval_project.path / "whole.json")
+    proc = _cli(eval_project.path, "merge", *shard_dirs, "--out", str(merged_out), "--baseline", whole_json)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert predictions(merged_out) == predictions(whole)
     assert metric_rows(merged_out) == metric_rows(whole)
     assert "pass" in proc.stdout
 
     # one of the four shards merged is an incomplete run: the gate fails it with the coverage
-    one = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest_omnilmm",
-            "merge",
-            shard_dirs[0],
-            "--out",
-            str(eval_project.path / "m1"),
-            "--baseline",
-            str(eval_project.path / "whole.json"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=eval_project.path,
-    )
+    m1 = str(eval_project.path / "m1")
+    one = _cli(eval_project.path, "merge", shard_dirs[0], "--out", m1, "--baseline", whole_json)
     assert one.returncode == 1, one.stdout + one.stderr
     assert f"{len(shard_ids[0])}/16 baseline samples present" in one.stdout
     report = (eval_project.path / "m1" / "report.md").read_text()
     assert report.splitlines()[2] == "**Verdict: ❌ FAILED (exit status 1)**"
 
 
-def _gate_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_omnilmm ARGS`` in ``cwd``, output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest_omnilmm", "gate", *args], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "pytest_omnilmm", *args], capture_output=True, text=True, cwd=cwd
     )
+
+
+def _gate_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _cli(cwd, "gate", *args)
 
 
 def test_gate_command_judges_finished_runs(eval_project: pytest.Pytester, tiny_model: Path) -> None:

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-MODES = ("significant", "noninferiority")
+from pytest_omnilmm.config import GATE_INCONCLUSIVE, GATE_MODES
+
 MODE_ALIASES = {"strict": "noninferiority"}  # the old name of the mode that must show the drop is small
-INCONCLUSIVE_CHOICES = ("fail", "pass")
+MODES = tuple(m for m in GATE_MODES if m not in MODE_ALIASES)
+INCONCLUSIVE_CHOICES = GATE_INCONCLUSIVE
 
 
 def normalise_mode(mode: str) -> str:
