@@ -359,8 +359,9 @@ def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
         assert props["prediction"] == bin_xml_escape(records[sample_id].prediction)
         assert float(props["score"]) == records[sample_id].scores["exact_match"]
         times.append(float(case.get("time")))
-    # Each item carries its share of the batch (plus setup/teardown), not 0 s or the whole batch.
-    assert all(share * 0.9 <= t <= share + 0.05 for t in times), (times, share)
+    # Each item carries its share of the batch (plus its own setup/teardown, which grows on a loaded
+    # machine), not 0 s and not the whole batch (6 shares): halfway between the two is the upper limit.
+    assert all(share * 0.9 <= t <= share + 0.5 * (5 * share) for t in times), (times, share)
 
 
 def test_git_commit_is_the_project_under_test(eval_project: pytest.Pytester, tiny_model: Path) -> None:

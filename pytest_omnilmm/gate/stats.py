@@ -9,9 +9,9 @@ Tests (H0: the candidate is not worse; H1: it is worse; one-sided):
   discordant pairs are Binomial(m, 1/2) under H0, p = P(X <= wins). The CI of Δ is exact too,
   conditional on ``m``: Δ = m·(2π − 1)/n with a Clopper-Pearson interval for π.
 - 0/1 scores, several samples per cluster (an image, an MME pair, MMBench's rotated copies): the
-  clustered McNemar statistic of Durkalski et al. (2003), z = Σ d_c / sqrt(Σ d_c²) over clusters
-  (d_c: the cluster's wins minus losses), one-sided normal p. It is plain McNemar when clusters are
-  single samples.
+  clustered McNemar statistic of Durkalski et al. (2003), Σ d_c over clusters (d_c: the cluster's wins
+  minus losses), with its exact sign-flip p-value (``sign_flip_p``) instead of their normal
+  approximation. It is exact McNemar when clusters are single samples.
 - continuous scores (VQA accuracy, ANLS, ...): the paired t-test with a cluster-robust standard error
   (clusters resampled as wholes in spirit: SE² = K/(K−1) · Σ_c (S_c − n_c Δ)² / N²), K − 1 degrees of
   freedom.
@@ -141,6 +141,49 @@ def mcnemar_one_sided_p(wins: int, losses: int) -> float:
     if m == 0:
         return 1.0
     return binom_cdf(wins, m, 0.5)
+
+
+def sign_flip_p(cluster_sums: Any) -> float:
+    """Exact one-sided p of the clustered McNemar statistic: P(T <= Σ d_c) for T = Σ ε_c |d_c|, the ε_c
+    independent fair signs.
+
+    Under "the candidate is not worse" as an A/A run has it (the two runs exchangeable), every cluster's
+    change d_c (integer: wins minus losses) is as likely to be +|d_c| as -|d_c|; the sign-flip
+    distribution of the sum is then exact, conditional on the |d_c|, with no normal approximation (which
+    measured a 5.1 % false-alarm rate at a nominal 5 %, 4 questions per image, N = 2000). With every
+    cluster one sample it is exact McNemar. Computed by convolving one scaled binomial per distinct |d_c|.
+    """
+    import numpy as np
+
+    sums = np.rint(np.asarray(cluster_sums, dtype=float)).astype(np.int64)
+    observed = int(sums.sum())
+    sizes, counts = np.unique(np.abs(sums[sums != 0]), return_counts=True)
+    if len(sizes) == 0:
+        return 1.0
+    pmf = np.ones(1)
+    for v, c in zip(sizes.tolist(), counts.tolist(), strict=True):
+        # v·(2B − c), B ~ Bin(c, 1/2): mass on a grid of step 2v, from −v·c to +v·c
+        b = np.arange(c + 1)
+        log_pmf = (
+            np.array([math.lgamma(c + 1) - math.lgamma(k + 1) - math.lgamma(c - k + 1) for k in b])
+            - c * math.log(2.0)
+        )
+        part = np.zeros(2 * v * c + 1)
+        part[2 * v * b] = np.exp(log_pmf)
+        pmf = _convolve(pmf, part)
+    total = int(sizes @ counts)  # the support runs from −total to +total
+    cut = observed + total
+    return float(min(1.0, max(0.0, pmf[: cut + 1].sum())))
+
+
+def _convolve(a: Any, b: Any) -> Any:
+    import numpy as np
+
+    if len(a) * len(b) <= 4_000_000:
+        return np.convolve(a, b)
+    size = len(a) + len(b) - 1
+    out = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)
+    return np.clip(out, 0.0, None)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -281,8 +324,7 @@ def paired_stats(
     half = t_ppf(1 - (1 - level) / 2, k - 1) * se
     ci_low, ci_high = delta - half, delta + half
     if binary:
-        den = float((sums * sums).sum())
-        p = 1.0 if den == 0 else _NORMAL.cdf(float(sums.sum()) / math.sqrt(den))
+        p = sign_flip_p(sums)
     elif se == 0:
         p = 0.0 if delta < 0 else 1.0
     else:
