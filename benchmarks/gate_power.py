@@ -29,6 +29,7 @@ import numpy as np
 from pytest_omnilmm.gate import FAIL, INCONCLUSIVE, decide_all, paired_stats
 
 SIZES = (200, 500, 2000, 5000)
+SIX_DATASET_SIZES = (2000,)  # six datasets of 2000 in one run (the README row); each is 6x the work
 DROPS = (0.01, 0.03, 0.05)
 QUESTIONS_PER_IMAGE = 4
 IMAGE_EFFECT_SD = 0.5  # per run and image, on the logit scale
@@ -178,10 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     above = 0
     worst_far = 0.0
     caught_3_at_2000: list[float] = []
+    cells_done = 0
     for i, scenario in enumerate(scenarios):
-        for j, n in enumerate(SIZES):
+        for j, n in enumerate(SIZES if scenario.datasets == 1 else SIX_DATASET_SIZES):
             seed = args.seed + 1000 * i + 10 * j
             fa, inc = simulate(scenario, n, 0.0, args.aa_runs, seed, args.margin, args.alpha)
+            cells_done += 1
             differ = DISAGREE
             worst_far = max(worst_far, fa / args.aa_runs)
             above += wilson(fa, args.aa_runs)[0] > args.alpha
@@ -194,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{scenario.label:<33} {n:>5} {differ:>6.1%}  " + " ".join(f"{c:<22}" for c in cells))
     print(
         f"A/A false alarms: highest cell {worst_far:.1%}; cells whose Wilson interval lies above "
-        f"{args.alpha:.0%}: {above} of {len(scenarios) * len(SIZES)}"
+        f"{args.alpha:.0%}: {above} of {cells_done}"
     )
     print(
         f"3-point drop at N=2000 caught: {min(caught_3_at_2000[:4]):.1%} to {max(caught_3_at_2000[:4]):.1%} "

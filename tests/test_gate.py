@@ -245,7 +245,7 @@ def test_aa_runs_with_clustered_continuous_scores() -> None:
 
         base, cand = (np.round(np.clip(p + rng.normal(0, 0.2, (2, 500)), 0, 1) * 3) / 3).tolist()
         stats = paired_stats(base, cand, groups)
-        assert stats.test == "cluster-robust-t" and stats.n_clusters == 125
+        assert stats.test == "sign-flip" and stats.n_clusters == 125
         fails += decide(stats, margin=0.0, mode="significant").verdict == FAIL
     assert fails <= 20  # the 99.9 % quantile of Binomial(200, 0.05)
 
@@ -535,7 +535,7 @@ def test_continuous_clustered_scores_use_the_bootstrap() -> None:
         for i, r in enumerate(base)
     ]
     row = row_for(compare(baseline_of(base), cand, run_info(), FAST), "paired")
-    assert row.test == "cluster-robust-t" and row.verdict == FAIL and row.n_clusters == 100
+    assert row.test == "sign-flip" and row.verdict == FAIL and row.n_clusters == 100
     by_cat = {c.category: c for c in row.categories}
     assert by_cat["ocr"].delta == 0.0 and by_cat["count"].delta < 0 and by_cat["count"].n == 150
 

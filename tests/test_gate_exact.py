@@ -52,4 +52,27 @@ def test_paired_stats_uses_the_exact_p_for_clustered_zero_one_scores() -> None:
     clusters = [0, 0, 1, 1, 2, 2, 3, 3]
     stats = paired_stats(base, cand, clusters)
     assert stats.test == "clustered-mcnemar"
-    assert stats.p_value == pytest.approx(_enumerated([-2, -1, 1, 0]))  # 0.375; the normal approximation said 0.207
+    # 0.375; the normal approximation said 0.207
+    assert stats.p_value == pytest.approx(_enumerated([-2, -1, 1, 0]))
+
+
+def test_monte_carlo_sign_flip_agrees_with_the_exact_one_and_is_reproducible() -> None:
+    from pytest_omnilmm.gate.stats import sign_flip_p_mc
+
+    for seed in range(3):
+        sums = np.random.default_rng(seed).integers(-3, 3, size=40).astype(float)
+        exact = sign_flip_p(sums)
+        mc = sign_flip_p_mc(sums, draws=50_000)
+        assert abs(mc - exact) < 4 * np.sqrt(exact * (1 - exact) / 50_000) + 1e-4, (seed, exact, mc)
+        assert sign_flip_p_mc(sums, draws=50_000) == mc  # seeded by the data
+    assert sign_flip_p_mc(np.zeros(5)) == 1.0
+    assert sign_flip_p_mc(np.full(30, -0.4)) == pytest.approx(1 / 10_001)  # every pattern is above it
+
+
+def test_continuous_scores_get_the_sign_flip_test() -> None:
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0, 1, size=120)
+    cand = np.clip(base - rng.uniform(0, 0.2, size=120), 0, 1)
+    stats = paired_stats(base, cand, np.arange(120) // 3)
+    assert stats.test == "sign-flip" and stats.n_clusters == 40
+    assert stats.p_value == pytest.approx(1 / 10_001)  # every cluster lost: no sign pattern is lower

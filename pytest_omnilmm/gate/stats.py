@@ -12,9 +12,9 @@ Tests (H0: the candidate is not worse; H1: it is worse; one-sided):
   clustered McNemar statistic of Durkalski et al. (2003), Σ d_c over clusters (d_c: the cluster's wins
   minus losses), with its exact sign-flip p-value (``sign_flip_p``) instead of their normal
   approximation. It is exact McNemar when clusters are single samples.
-- continuous scores (VQA accuracy, ANLS, ...): the paired t-test with a cluster-robust standard error
-  (clusters resampled as wholes in spirit: SE² = K/(K−1) · Σ_c (S_c − n_c Δ)² / N²), K − 1 degrees of
-  freedom.
+- continuous scores (VQA accuracy, ANLS, ...): the same sign-flip test on the real-valued cluster
+  changes, by Monte Carlo (``sign_flip_p_mc``, 10,000 seeded draws); the CI of Δ uses the cluster-robust
+  standard error (SE² = K/(K−1) · Σ_c (S_c − n_c Δ)² / N²) with K − 1 degrees of freedom.
 
 The standard error of Δ for the CI and the non-inferiority bound is the cluster-robust one above (for
 exact McNemar sqrt((m/n − Δ²)/n)). The minimal detectable drop uses the SE under "no change",
@@ -164,16 +164,63 @@ def sign_flip_p(cluster_sums: Any) -> float:
     for v, c in zip(sizes.tolist(), counts.tolist(), strict=True):
         # v·(2B − c), B ~ Bin(c, 1/2): mass on a grid of step 2v, from −v·c to +v·c
         b = np.arange(c + 1)
-        log_pmf = (
-            np.array([math.lgamma(c + 1) - math.lgamma(k + 1) - math.lgamma(c - k + 1) for k in b])
-            - c * math.log(2.0)
-        )
+        log_pmf = np.array(
+            [math.lgamma(c + 1) - math.lgamma(k + 1) - math.lgamma(c - k + 1) for k in b]
+        ) - c * math.log(2.0)
         part = np.zeros(2 * v * c + 1)
         part[2 * v * b] = np.exp(log_pmf)
         pmf = _convolve(pmf, part)
     total = int(sizes @ counts)  # the support runs from −total to +total
     cut = observed + total
     return float(min(1.0, max(0.0, pmf[: cut + 1].sum())))
+
+
+SIGN_FLIP_DRAWS = 10_000  # Monte-Carlo sign patterns for continuous scores: p resolves to ~1e-4
+_FIRST_DRAWS = 1_000  # after these, a p clearly above any threshold (> 0.2) is returned at once
+
+
+def sign_flip_p_mc(cluster_sums: Any, draws: int = SIGN_FLIP_DRAWS) -> float:
+    """One-sided sign-flip p for real-valued cluster changes: (1 + #{T <= Σ d_c}) / (1 + draws) over random
+    sign patterns, T = Σ ε_c |d_c|.
+
+    A Monte-Carlo randomization test is exactly level α under the same null as ``sign_flip_p`` (the two
+    runs exchangeable), whatever the distribution of the scores — the t-test it replaces is only
+    approximately so (measured 5.5 % [4.9 %, 6.3 %] A/A false alarms at N = 200). The draws are seeded by
+    the data, so the same two runs always get the same p. A p above 0.2 after the first 1,000 draws is
+    returned without the rest: stopping early only ever *raises* a p that no threshold could reject.
+    """
+    import hashlib
+
+    import numpy as np
+
+    sums = np.asarray(cluster_sums, dtype=float)
+    magnitudes = np.abs(sums[sums != 0])
+    if len(magnitudes) == 0:
+        return 1.0
+    observed = float(sums.sum())
+    tolerance = 1e-9 * (float(magnitudes.sum()) + 1.0)  # T and the observed sum add in different orders
+    seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(sums).tobytes()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(1_000, 4_000_000 // len(magnitudes)))  # bounds the sign matrix at ~32 MB
+    width = (len(magnitudes) + 7) // 8
+    # T <= observed  <=>  Σ_{ε_c = +1} |d_c| <= (observed + Σ|d_c|) / 2: a 0/1 matrix from random bytes
+    limit = (observed + float(magnitudes.sum())) / 2 + tolerance
+
+    def count(n: int) -> int:
+        hits = 0
+        for start in range(0, n, chunk):
+            rows = min(chunk, n - start)
+            raw = np.frombuffer(rng.bytes(rows * width), dtype=np.uint8).reshape(rows, width)
+            plus = np.unpackbits(raw, axis=1)[:, : len(magnitudes)].astype(np.float64)
+            hits += int(((plus @ magnitudes) <= limit).sum())
+        return hits
+
+    done = min(_FIRST_DRAWS, draws)
+    hits = count(done)
+    if hits <= 0.2 * done and draws > done:
+        hits += count(draws - done)
+        done = draws
+    return (1 + hits) / (1 + done)
 
 
 def _convolve(a: Any, b: Any) -> Any:
@@ -219,7 +266,7 @@ class PairedStats:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    test: str  # "mcnemar-exact" | "clustered-mcnemar" | "cluster-robust-t"
+    test: str  # "mcnemar-exact" | "clustered-mcnemar" | "sign-flip" (continuous scores)
     se_null: float  # the SE of Δ under "no change" (uncentred cluster sums): what the power of the test uses
     worse: int  # samples that scored lower than in the baseline
     better: int
@@ -300,9 +347,7 @@ def paired_stats(
 
     if k < 2:  # one sample or one cluster: nothing to compare its change with
         test = (
-            "mcnemar-exact"
-            if binary and not clustered
-            else ("clustered-mcnemar" if binary else "cluster-robust-t")
+            "mcnemar-exact" if binary and not clustered else ("clustered-mcnemar" if binary else "sign-flip")
         )
         return PairedStats(se=None, ci_low=None, ci_high=None, p_value=None, test=test, **common)
     if binary and not clustered:
@@ -316,7 +361,7 @@ def paired_stats(
         p = mcnemar_one_sided_p(better, worse)
         return PairedStats(se=se, ci_low=ci_low, ci_high=ci_high, p_value=p, test="mcnemar-exact", **common)
 
-    test = "clustered-mcnemar" if binary else "cluster-robust-t"
+    test = "clustered-mcnemar" if binary else "sign-flip"
     if k < 2:
         return PairedStats(se=None, ci_low=None, ci_high=None, p_value=None, test=test, **common)
     resid = float(((sums - sizes * delta) ** 2).sum())
@@ -325,8 +370,6 @@ def paired_stats(
     ci_low, ci_high = delta - half, delta + half
     if binary:
         p = sign_flip_p(sums)
-    elif se == 0:
-        p = 0.0 if delta < 0 else 1.0
     else:
-        p = t_cdf(delta / se, k - 1)
+        p = sign_flip_p_mc(sums)
     return PairedStats(se=se, ci_low=ci_low, ci_high=ci_high, p_value=p, test=test, **common)
