@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from pytest_omnilmm.config import DEMO_MODEL_DIR
 from pytest_omnilmm.records import Record, read_records
@@ -19,6 +20,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EVALS_DIR = REPO_ROOT / "evals"
 DEMO_VQA = EVALS_DIR / "data" / "demo_vqa.jsonl"
 VQA_TEST = "evals/test_vqa.py::test_demo_vqa"
+
+
+def _demo_build() -> ModuleType:
+    """``scripts/demo/build.py``: the tiny-model builder lives in the checkout, outside the package, and a
+    benchmark script started as ``python benchmarks/x.py`` has only ``benchmarks/`` on its path."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from scripts.demo import build
+
+    return build
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +50,7 @@ def resolve_model(given: str | None, workdir: Path) -> Path:
         return path
     if (DEMO_MODEL_DIR / "config.json").is_file():
         return DEMO_MODEL_DIR
-    from pytest_omnilmm.demo.build import build_tiny_model
-
+    build_tiny_model = _demo_build().build_tiny_model
     print(
         f"note: the bundled demo model is missing ({DEMO_MODEL_DIR}); measuring a freshly built "
         "random-weight tiny model instead, so these figures are for that model"
@@ -73,9 +83,8 @@ def build_large_model(workdir: Path) -> Path:
     """A random-weight MiniCPM-V 4.6 of ~40 M parameters: ~150 ms/sample at batch 8 on one CPU thread, the
     "bigger model" on which harness overhead should be judged too (DESIGN.md §3). Random weights never stop
     early, so every sample generates exactly ``max_new_tokens``."""
-    from pytest_omnilmm.demo.build import TinySpec, build_tiny_model
-
-    spec = TinySpec(
+    build = _demo_build()
+    spec = build.TinySpec(
         hidden=1024,
         layers=4,
         heads=16,
@@ -85,7 +94,7 @@ def build_large_model(workdir: Path) -> Path:
         vision_layers=2,
         layer_types=("full_attention",) * 4,
     )
-    return build_tiny_model(workdir / "large-model", spec)
+    return build.build_tiny_model(workdir / "large-model", spec)
 
 
 @dataclass(frozen=True)

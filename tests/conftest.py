@@ -16,7 +16,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A save_pretrained directory: random weights, real processor, locally trained tokenizer."""
-    from pytest_omnilmm.demo.build import build_tiny_model
+    from scripts.demo.build import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

@@ -25,7 +25,7 @@ from pytest_omnilmm.checkpoint import (
     inspect_checkpoint,
     read_state_dict,
 )
-from pytest_omnilmm.demo.build import build_tiny_model
+from scripts.demo.build import build_tiny_model
 
 LM = "model.language_model."
 

@@ -1,5 +1,6 @@
-"""The embedded demo: a deterministic generator, a disjoint train split, a trainable tiny model, and the
-shipped weights loading through the public transformers API without remote code."""
+"""The demo: a deterministic generator, a disjoint train split, a trainable tiny model (the maker lives in
+scripts/demo/, outside the package), and the shipped weights loading through the public transformers API
+without remote code."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_omnilmm.demo import datafiles, synth
-from pytest_omnilmm.demo.build import TinySpec
+from scripts.demo import datafiles, synth
+from scripts.demo.build import TinySpec
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "pytest_omnilmm" / "demo"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / "pytest_omnilmm" / "demo"
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -65,7 +67,7 @@ def test_rotated_choices_keep_the_right_option() -> None:
 
 
 def test_training_stream_never_shows_an_eval_image() -> None:
-    from pytest_omnilmm.demo.train import TrainConfig, batches
+    from scripts.demo.train import TrainConfig, batches
 
     split = datafiles.eval_split()
     eval_images = split.image_specs()
@@ -94,7 +96,7 @@ def test_training_stream_never_shows_an_eval_image() -> None:
 def test_a_short_training_run_lowers_the_loss() -> None:
     import torch
 
-    from pytest_omnilmm.demo.train import FAMILY_WEIGHTS, Encoder, answer_loss, build_untrained
+    from scripts.demo.train import FAMILY_WEIGHTS, Encoder, answer_loss, build_untrained
 
     torch.set_num_threads(2)
     spec = TinySpec(hidden=64, vision_hidden=64, vision_layers=2)
@@ -120,7 +122,7 @@ def test_a_short_training_run_lowers_the_loss() -> None:
 
 
 def test_each_batch_is_one_slice_of_a_length_sorted_pool() -> None:
-    from pytest_omnilmm.demo.train import TrainConfig, _length_key, batches
+    from scripts.demo.train import TrainConfig, _length_key, batches
 
     pool_batches = 4
     stream = batches(
@@ -133,7 +135,7 @@ def test_each_batch_is_one_slice_of_a_length_sorted_pool() -> None:
 
 
 def test_answers_tokenize_apart_from_the_prompt() -> None:
-    from pytest_omnilmm.demo.train import Encoder, build_untrained
+    from scripts.demo.train import Encoder, build_untrained
 
     _, processor = build_untrained(TinySpec(hidden=32, vision_hidden=32, vision_layers=2), seed=0)
     split = datafiles.eval_split()
@@ -148,8 +150,8 @@ def test_answers_tokenize_apart_from_the_prompt() -> None:
 def test_a_conversation_opens_with_the_eval_prompt_and_trains_every_answer() -> None:
     import torch
 
-    from pytest_omnilmm.demo.conversations import converse, follow_ups
-    from pytest_omnilmm.demo.train import Encoder, answer_loss, build_untrained
+    from scripts.demo.conversations import converse, follow_ups
+    from scripts.demo.train import Encoder, answer_loss, build_untrained
 
     model, processor = build_untrained(TinySpec(hidden=32, vision_hidden=32, vision_layers=2), seed=0)
     encoder = Encoder(processor)
@@ -183,7 +185,7 @@ needs_shipped = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reas
 LOAD_AND_ASK = """
 import sys, torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from pytest_omnilmm.demo.synth import render, single_scene, chat_messages, vqa_single
+from scripts.demo.synth import render, single_scene, chat_messages, vqa_single
 import random
 model_dir = sys.argv[1]
 processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
@@ -203,7 +205,12 @@ print(processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_spe
 @needs_shipped
 def test_shipped_model_loads_without_remote_code_and_answers() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_ASK, str(SHIPPED)], capture_output=True, text=True, timeout=120
+        # From the repository root, so that ``scripts.demo`` imports in the child (``-c`` puts the cwd first).
+        [sys.executable, "-c", LOAD_AND_ASK, str(SHIPPED)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     answer = done.stdout.strip().splitlines()[-1]
@@ -215,7 +222,7 @@ def test_shipped_checkpoints_load_strictly_and_fit_the_budget() -> None:
     from safetensors import safe_open
     from transformers import AutoModelForImageTextToText
 
-    from pytest_omnilmm.demo.train import load_state
+    from scripts.demo.train import load_state
 
     model = AutoModelForImageTextToText.from_pretrained(SHIPPED, trust_remote_code=False)
     for name in ("early", "final"):
@@ -234,10 +241,30 @@ def test_shipped_checkpoints_load_strictly_and_fit_the_budget() -> None:
 
 
 def test_cli_help_lists_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    from pytest_omnilmm.demo.__main__ import main
+    from scripts.demo.__main__ import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "data" in text and "train" in text
+
+
+def test_the_readme_spelling_runs_from_the_repository_root() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.demo", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage: python -m scripts.demo train"), done.stdout[:200]
+    assert "--steps" in done.stdout and "--early-step" in done.stdout
+
+
+def test_the_package_ships_the_demo_outputs_not_its_maker() -> None:
+    """The plugin needs the weights at run time, never the trainer or the data generator (scripts/demo/)."""
+    code = sorted(p.name for p in DEMO_DIR.rglob("*.py"))
+    assert code == ["__init__.py"], code
+    assert {p.name for p in DEMO_DIR.iterdir()} >= {"model", "checkpoints", "manifest.json"}

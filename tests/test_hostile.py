@@ -362,7 +362,7 @@ def test_ckpt_for_another_model(
     import torch
     from safetensors.torch import save_file
 
-    from pytest_omnilmm.demo.build import TinySpec, build_tiny_model
+    from scripts.demo.build import TinySpec, build_tiny_model
 
     ckpt = eval_project.path / "other.safetensors"
     if other == "size":

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_omnilmm.demo.synth import (
+from scripts.demo.synth import (
     FORM_FIELDS,
     QA,
     ImageSpec,

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_omnilmm.demo.build import TinySpec, build_config, build_processor, train_tokenizer
-from pytest_omnilmm.demo.conversations import Conversation, conversations
-from pytest_omnilmm.demo.datafiles import EVAL_SEED, EvalSplit, eval_split, stored_image
-from pytest_omnilmm.demo.synth import (
+from scripts.demo.build import TinySpec, build_config, build_processor, train_tokenizer
+from scripts.demo.conversations import Conversation, conversations
+from scripts.demo.datafiles import EVAL_SEED, EvalSplit, eval_split, stored_image
+from scripts.demo.synth import (
     COLOURS,
     POSITIONS,
     QA,
@@ -430,7 +430,7 @@ def train(out: Path, cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
 
     scores = score_checkpoints(out, cfg.eval_seed, model, encoder, log)
     manifest = {
-        "command": "python -m pytest_omnilmm.demo train " + _cli_args(cfg, out),
+        "command": "python -m scripts.demo train " + _cli_args(cfg, out),
         "seed": cfg.seed,
         "eval_seed": cfg.eval_seed,
         "steps": final_step,

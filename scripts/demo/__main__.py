@@ -1,8 +1,9 @@
-"""``python -m pytest_omnilmm.demo``: write the demo eval datasets, or train the demo model.
+"""``python -m scripts.demo``, from the repository root: write the demo eval datasets, or train the demo
+model.
 
-    python -m pytest_omnilmm.demo data [--out evals/data] [--seed N]
-    python -m pytest_omnilmm.demo train [--out DIR] [--steps N] [--minutes M] [--early-step N] [--seed N]
-    python -m pytest_omnilmm.demo score DIR
+    python -m scripts.demo data [--out evals/data] [--seed N]
+    python -m scripts.demo train [--out DIR] [--steps N] [--minutes M] [--early-step N] [--seed N]
+    python -m scripts.demo score DIR
 
 ``train --out pytest_omnilmm/demo`` regenerates the bundled model, checkpoints and manifest in place.
 """
@@ -16,12 +17,12 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pytest_omnilmm.demo.datafiles import EVAL_SEED
-    from pytest_omnilmm.demo.train import TRAIN_SEED, TrainConfig
+    from scripts.demo.datafiles import EVAL_SEED
+    from scripts.demo.train import TRAIN_SEED, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_omnilmm.demo",
+        prog="python -m scripts.demo",
         description="Write the demo eval datasets, or train the tiny demo MiniCPM-V 4.6 on CPU.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "data":
-        from pytest_omnilmm.demo.datafiles import write_demo_data
+        from scripts.demo.datafiles import write_demo_data
 
         counts = write_demo_data(args.out, args.seed)
         for name, n in counts.items():
@@ -79,12 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     if args.command == "score":
-        from pytest_omnilmm.demo.train import rescore
+        from scripts.demo.train import rescore
 
         rescore(args.out)
         return 0
 
-    from pytest_omnilmm.demo.train import TrainConfig, train
+    from scripts.demo.train import TrainConfig, train
 
     if args.steps < 1 or not 0 < args.early_step <= args.steps:
         print(f"error: need steps >= 1 and 0 < --early-step <= --steps (got {args.early_step}, {args.steps})")

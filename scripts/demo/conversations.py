@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from pytest_omnilmm.demo.synth import (
+from scripts.demo.synth import (
     FORM_FIELDS,
     QA,
     FormPage,
