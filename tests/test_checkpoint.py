@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import save_file
 from transformers import MiniCPMV4_6ForConditionalGeneration
 
-from pytest_omnilmm import fingerprint as fp_module
 from pytest_omnilmm.checkpoint import (
     CheckpointError,
     apply_checkpoint,
@@ -25,6 +24,7 @@ from pytest_omnilmm.checkpoint import (
     inspect_checkpoint,
     read_state_dict,
 )
+from pytest_omnilmm.checkpoint import fingerprints as fp_module
 from pytest_omnilmm.demo.build import build_tiny_model
 
 LM = "model.language_model."
