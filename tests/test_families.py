@@ -283,3 +283,26 @@ def test_prefix_prompt_without_a_template_or_image_token_is_refused(family_dir: 
     processor.tokenizer.image_token = None
     with pytest.raises(ModelLoadError, match="has no chat template and declares no image token"):
         _check_prompt_format(processor, "qwen")
+
+
+def test_one_tensor_in_both_layouts_is_refused(family_dir: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForImageTextToText
+
+    from pytest_omnilmm.checkpoint import CheckpointError, apply_checkpoint, inspect_checkpoint
+
+    model_dir = family_dir["llava"]
+    saved = load_file(str(model_dir / "model.safetensors"))
+    own = load_file(str(model_dir.parent / "state_dict.safetensors"))
+    both = {
+        **saved,
+        "model.multi_modal_projector.linear_1.bias": own["model.multi_modal_projector.linear_1.bias"],
+    }
+    save_file(both, tmp_path / "both.safetensors")
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    projector = r"model\.multi_modal_projector\.linear_1\.bias"
+    with pytest.raises(CheckpointError, match=rf"two tensors for the model's {projector} \(") as info:
+        apply_checkpoint(model, inspect_checkpoint(tmp_path / "both.safetensors"))
+    assert "(model.multi_modal_projector.linear_1.bias and multi_modal_projector.linear_1.bias" in str(
+        info.value
+    )
