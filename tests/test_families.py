@@ -57,7 +57,10 @@ def warm_up(model_dir: Path, root: Path) -> None:
     from pytest_omnilmm.models import GenerationSettings, ModelRequest, generate_batch, load_model
     from pytest_omnilmm.sample import ImageRef, Text
 
-    request = ModelRequest("warm", str(model_dir), None, False, "cpu", "auto", False, False)
+    request = ModelRequest(
+        label="warm", model_path=str(model_dir), ckpt=None, standalone=False, device="cpu", dtype="auto",
+        trust_remote_code=False, allow_partial=False,
+    )  # fmt: skip
     parts = (ImageRef(path=root / "img" / "a.png"), Text("What colour?"))
     (out,) = generate_batch(load_model(request), [parts], GenerationSettings("chat", 2, 1))
     assert out.error is None, out.error

@@ -110,10 +110,11 @@ class Built:
 
 
 # ------------------------------------------------------------------------------------------ families
+# Each builder imports transformers inside (``tf``): importing this module stays cheap.
 
 
 def qwen2_vl(v25: bool = False) -> Built:
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    import transformers as tf
 
     tok = tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"],
@@ -121,40 +122,36 @@ def qwen2_vl(v25: bool = False) -> Built:
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )
-    image_processor = Qwen2VLImageProcessor(
+    image_processor = tf.Qwen2VLImageProcessor(
         min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 4, patch_size=14, merge_size=2, temporal_patch_size=2
     )
-    template = CHATML.replace("<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>")
     vision_config: dict[str, Any] = {
-        "depth": 1,
-        "hidden_size": 64 if not v25 else 32,
-        "num_heads": 2,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-    }
+        "depth": 1, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+    }  # fmt: skip
     if v25:
-        from transformers import Qwen2_5_VLConfig as Config
-        from transformers import Qwen2_5_VLForConditionalGeneration as Model
-        from transformers import Qwen2_5_VLProcessor as Processor
-
+        config_class, model_class, processor_class = (
+            tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration, tf.Qwen2_5_VLProcessor,
+        )  # fmt: skip
         vision_config.update(
-            intermediate_size=64, out_hidden_size=64, fullatt_block_indexes=[0], window_size=56
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=64,
+            fullatt_block_indexes=[0],
+            window_size=56,
         )
     else:
-        from transformers import Qwen2VLConfig as Config
-        from transformers import Qwen2VLForConditionalGeneration as Model
-        from transformers import Qwen2VLProcessor as Processor
-
-        vision_config.update(embed_dim=32)
-    processor = Processor(
+        config_class, model_class, processor_class = (
+            tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration, tf.Qwen2VLProcessor,
+        )  # fmt: skip
+        vision_config.update(hidden_size=64, embed_dim=32)
+    processor = processor_class(
         image_processor=image_processor,
         tokenizer=tok,
-        video_processor=Qwen2VLVideoProcessor(),
-        chat_template=template,
+        video_processor=tf.Qwen2VLVideoProcessor(),
+        chat_template=CHATML.replace("<|image_pad|>", "<|vision_start|><|image_pad|><|vision_end|>"),
     )
     rope = {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0}
-    config = Config(
+    config = config_class(
         text_config=text_config(tok, rope_parameters=rope),
         vision_config=vision_config,
         **ids(
@@ -165,33 +162,27 @@ def qwen2_vl(v25: bool = False) -> Built:
             vision_end_token_id="<|vision_end|>",
         ),
     )
-    return Built(Model(config), processor)
+    return Built(model_class(config), processor)
 
 
 LLAVA_TEMPLATE = chat_template("{role}: ", "\\n", "assistant:", "<image>\\n")
 
 
 def llava(siglip: bool = False) -> Built:
-    from transformers import (
-        CLIPImageProcessor,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        SiglipImageProcessor,
-    )
+    import transformers as tf
 
     tok = tokenizer(["<pad>", "<s>", "</s>", "<image>"], eos_token="</s>", pad_token="<pad>", bos_token="<s>")
     if siglip:
-        image_processor: Any = SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE})
+        image_processor: Any = tf.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE})
         vision_config = vision(model_type="siglip_vision_model")
         strategy, extra_tokens = "full", 0
     else:
-        image_processor = CLIPImageProcessor(
+        image_processor = tf.CLIPImageProcessor(
             size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE}
         )
         vision_config = vision(model_type="clip_vision_model")
         strategy, extra_tokens = "default", 1  # CLIP's class token, dropped by "default"
-    processor = LlavaProcessor(
+    processor = tf.LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tok,
         patch_size=PATCH,
@@ -199,7 +190,7 @@ def llava(siglip: bool = False) -> Built:
         num_additional_image_tokens=extra_tokens,
         chat_template=LLAVA_TEMPLATE,
     )
-    config = LlavaConfig(
+    config = tf.LlavaConfig(
         text_config=text_config(tok, model_type="llama"),
         vision_config=vision_config,
         image_token_index=int(tok.convert_tokens_to_ids("<image>")),
@@ -207,17 +198,11 @@ def llava(siglip: bool = False) -> Built:
         vision_feature_layer=-1,
         image_seq_length=(IMAGE // PATCH) ** 2,
     )
-    return Built(LlavaForConditionalGeneration(config), processor)
+    return Built(tf.LlavaForConditionalGeneration(config), processor)
 
 
 def llava_onevision() -> Built:
-    from transformers import (
-        LlavaOnevisionConfig,
-        LlavaOnevisionForConditionalGeneration,
-        LlavaOnevisionImageProcessor,
-        LlavaOnevisionProcessor,
-        LlavaOnevisionVideoProcessor,
-    )
+    import transformers as tf
 
     tok = tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
@@ -226,18 +211,17 @@ def llava_onevision() -> Built:
         pad_token="<|endoftext|>",
     )
     pinpoints = [[IMAGE, IMAGE]]
-    image_processor = LlavaOnevisionImageProcessor(
-        size={"height": IMAGE, "width": IMAGE}, image_grid_pinpoints=pinpoints
-    )
-    processor = LlavaOnevisionProcessor(
-        image_processor=image_processor,
+    processor = tf.LlavaOnevisionProcessor(
+        image_processor=tf.LlavaOnevisionImageProcessor(
+            size={"height": IMAGE, "width": IMAGE}, image_grid_pinpoints=pinpoints
+        ),
         tokenizer=tok,
-        video_processor=LlavaOnevisionVideoProcessor(),
+        video_processor=tf.LlavaOnevisionVideoProcessor(),
         num_image_tokens=(IMAGE // PATCH) ** 2,
         vision_feature_select_strategy="full",
         chat_template=CHATML.replace("<|image_pad|>", "<image>\\n"),
     )
-    config = LlavaOnevisionConfig(
+    config = tf.LlavaOnevisionConfig(
         text_config=text_config(tok, model_type="qwen2"),
         vision_config=vision(model_type="siglip_vision_model"),
         image_grid_pinpoints=pinpoints,
@@ -245,7 +229,7 @@ def llava_onevision() -> Built:
         vision_feature_layer=-1,
         **ids(tok, image_token_index="<image>", video_token_index="<video>"),
     )
-    return Built(LlavaOnevisionForConditionalGeneration(config), processor)
+    return Built(tf.LlavaOnevisionForConditionalGeneration(config), processor)
 
 
 GEMMA_TEMPLATE = chat_template(
@@ -254,12 +238,7 @@ GEMMA_TEMPLATE = chat_template(
 
 
 def gemma3() -> Built:
-    from transformers import (
-        Gemma3Config,
-        Gemma3ForConditionalGeneration,
-        Gemma3ImageProcessor,
-        Gemma3Processor,
-    )
+    import transformers as tf
 
     tok = tokenizer(
         ["<pad>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>"],
@@ -268,13 +247,13 @@ def gemma3() -> Built:
         pad_token="<pad>",
         bos_token="<bos>",
     )
-    processor = Gemma3Processor(
-        image_processor=Gemma3ImageProcessor(size={"height": IMAGE, "width": IMAGE}),
+    processor = tf.Gemma3Processor(
+        image_processor=tf.Gemma3ImageProcessor(size={"height": IMAGE, "width": IMAGE}),
         tokenizer=tok,
         image_seq_length=4,
         chat_template=GEMMA_TEMPLATE,
     )
-    config = Gemma3Config(
+    config = tf.Gemma3Config(
         text_config=text_config(tok, sliding_window=64, query_pre_attn_scalar=16),
         vision_config=vision(),
         mm_tokens_per_image=4,
@@ -285,16 +264,11 @@ def gemma3() -> Built:
             image_token_index="<image_soft_token>",
         ),
     )
-    return Built(Gemma3ForConditionalGeneration(config), processor)
+    return Built(tf.Gemma3ForConditionalGeneration(config), processor)
 
 
 def paligemma() -> Built:
-    from transformers import (
-        PaliGemmaConfig,
-        PaliGemmaForConditionalGeneration,
-        PaliGemmaProcessor,
-        SiglipImageProcessor,
-    )
+    import transformers as tf
 
     tok = tokenizer(
         ["<pad>", "<bos>", "<eos>"],
@@ -303,10 +277,10 @@ def paligemma() -> Built:
         pad_token="<pad>",
         bos_token="<bos>",
     )
-    image_processor = SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE})
+    image_processor = tf.SiglipImageProcessor(size={"height": IMAGE, "width": IMAGE})
     image_processor.image_seq_length = (IMAGE // PATCH) ** 2
-    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok)  # no chat template
-    config = PaliGemmaConfig(
+    processor = tf.PaliGemmaProcessor(image_processor=image_processor, tokenizer=tok)  # no chat template
+    config = tf.PaliGemmaConfig(
         text_config=text_config(tok, model_type="gemma"),
         vision_config=vision(projection_dim=64),
         projection_dim=64,
@@ -314,44 +288,35 @@ def paligemma() -> Built:
         vocab_size=len(tok),
         image_token_index=int(tok.convert_tokens_to_ids("<image>")),
     )
-    return Built(PaliGemmaForConditionalGeneration(config), processor)
+    return Built(tf.PaliGemmaForConditionalGeneration(config), processor)
 
 
 def internvl() -> Built:
-    from transformers import (
-        GotOcr2ImageProcessor,
-        InternVLConfig,
-        InternVLForConditionalGeneration,
-        InternVLProcessor,
-        InternVLVideoProcessor,
-    )
+    import transformers as tf
 
-    named = {
-        "start_image_token": "<img>",
-        "end_image_token": "</img>",
-        "context_image_token": "<IMG_CONTEXT>",
-        "video_token": "<video>",
-    }
+    named = {"start_image_token": "<img>", "end_image_token": "</img>", "video_token": "<video>"}
     tok = tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        named,
+        {**named, "context_image_token": "<IMG_CONTEXT>"},
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )
-    processor = InternVLProcessor(
-        image_processor=GotOcr2ImageProcessor(size={"height": IMAGE, "width": IMAGE}, crop_to_patches=False),
+    processor = tf.InternVLProcessor(
+        image_processor=tf.GotOcr2ImageProcessor(
+            size={"height": IMAGE, "width": IMAGE}, crop_to_patches=False
+        ),
         tokenizer=tok,
-        video_processor=InternVLVideoProcessor(),
+        video_processor=tf.InternVLVideoProcessor(),
         image_seq_length=4,
         chat_template=CHATML.replace("<|image_pad|>", "<IMG_CONTEXT>\\n"),
     )
-    config = InternVLConfig(
+    config = tf.InternVLConfig(
         text_config=text_config(tok, model_type="qwen2"),
         vision_config=vision(image_size=[IMAGE, IMAGE], patch_size=[PATCH, PATCH]),
         image_token_id=int(tok.convert_tokens_to_ids("<IMG_CONTEXT>")),
         image_seq_length=4,
     )
-    return Built(InternVLForConditionalGeneration(config), processor)
+    return Built(tf.InternVLForConditionalGeneration(config), processor)
 
 
 MISTRAL_TEMPLATE = (
@@ -368,12 +333,7 @@ MISTRAL_TEMPLATE = (
 
 
 def mistral3() -> Built:
-    from transformers import (
-        Mistral3Config,
-        Mistral3ForConditionalGeneration,
-        PixtralImageProcessor,
-        PixtralProcessor,
-    )
+    import transformers as tf
 
     tok = tokenizer(
         ["<pad>", "<s>", "</s>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]"],
@@ -381,20 +341,20 @@ def mistral3() -> Built:
         pad_token="<pad>",
         bos_token="<s>",
     )
-    processor = PixtralProcessor(
-        image_processor=PixtralImageProcessor(size={"longest_edge": IMAGE}, patch_size=PATCH),
+    processor = tf.PixtralProcessor(
+        image_processor=tf.PixtralImageProcessor(size={"longest_edge": IMAGE}, patch_size=PATCH),
         tokenizer=tok,
         patch_size=PATCH,
         spatial_merge_size=2,
         chat_template=MISTRAL_TEMPLATE,
     )
-    config = Mistral3Config(
+    config = tf.Mistral3Config(
         text_config=text_config(tok, model_type="mistral"),
         vision_config=vision(model_type="pixtral", head_dim=16, image_size=IMAGE),
         image_token_index=int(tok.convert_tokens_to_ids("[IMG]")),
         spatial_merge_size=2,
     )
-    return Built(Mistral3ForConditionalGeneration(config), processor)
+    return Built(tf.Mistral3ForConditionalGeneration(config), processor)
 
 
 SMOL_TEMPLATE = chat_template(
@@ -418,17 +378,7 @@ def _num2words_optional() -> Iterator[None]:
 
 
 def idefics3(smol: bool = False) -> Built:
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-        SmolVLMConfig,
-        SmolVLMForConditionalGeneration,
-        SmolVLMImageProcessor,
-        SmolVLMProcessor,
-        SmolVLMVideoProcessor,
-    )
+    import transformers as tf
 
     grid = ["<global-img>", *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))]
     tok = tokenizer(
@@ -444,27 +394,29 @@ def idefics3(smol: bool = False) -> Built:
     image_id = int(tok.convert_tokens_to_ids("<image>"))
     if smol:
         with _num2words_optional():
-            processor: Any = SmolVLMProcessor(
-                image_processor=SmolVLMImageProcessor(do_image_splitting=False, **sizes),
+            processor: Any = tf.SmolVLMProcessor(
+                image_processor=tf.SmolVLMImageProcessor(do_image_splitting=False, **sizes),
                 tokenizer=tok,
-                video_processor=SmolVLMVideoProcessor(),
+                video_processor=tf.SmolVLMVideoProcessor(),
                 image_seq_len=4,
                 chat_template=SMOL_TEMPLATE,
             )
-        config: Any = SmolVLMConfig(vision_config=vision(), image_token_id=image_id, **common)
-        return Built(SmolVLMForConditionalGeneration(config), processor)
-    processor = Idefics3Processor(
-        image_processor=Idefics3ImageProcessor(do_image_splitting=False, **sizes),
+        config: Any = tf.SmolVLMConfig(vision_config=vision(), image_token_id=image_id, **common)
+        return Built(tf.SmolVLMForConditionalGeneration(config), processor)
+    processor = tf.Idefics3Processor(
+        image_processor=tf.Idefics3ImageProcessor(do_image_splitting=False, **sizes),
         tokenizer=tok,
         image_seq_len=4,
         chat_template=SMOL_TEMPLATE,
     )
-    config = Idefics3Config(vision_config=vision(), image_token_id=image_id, **common)
-    return Built(Idefics3ForConditionalGeneration(config), processor)
+    config = tf.Idefics3Config(vision_config=vision(), image_token_id=image_id, **common)
+    return Built(tf.Idefics3ForConditionalGeneration(config), processor)
 
 
 def minicpm(version: str) -> Built:
     """MiniCPM-V 4.6 through the demo's own builder; 4.7 and OCR with the same tokenizer."""
+    import transformers as tf
+
     from pytest_omnilmm.demo.build import TinySpec, build_config, build_processor, train_tokenizer
 
     spec = TinySpec(hidden=64, vision_hidden=32, vision_layers=2, image_size=IMAGE, vocab_size=320)
@@ -472,38 +424,27 @@ def minicpm(version: str) -> Built:
     processor = build_processor(tok, spec)
     base = build_config(tok, spec).to_dict()
     if version == "4.6":
-        from transformers import MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration
-
-        return Built(MiniCPMV4_6ForConditionalGeneration(MiniCPMV4_6Config(**base)), processor)
+        config = tf.MiniCPMV4_6Config(**base)
+        return Built(tf.MiniCPMV4_6ForConditionalGeneration(config), processor)
     keep = ("text_config", "insert_layer_id", "image_token_id", "video_token_id", "downsample_mode")
     kwargs = {k: base[k] for k in keep}
     kwargs["vision_config"] = {k: base["vision_config"][k] for k in vision()} | {"window_kernel_size": [2, 2]}
     if version == "4.7":
-        from transformers import MiniCPMV4_7Config, MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor
-
-        processor = MiniCPMV4_7Processor(
+        processor = tf.MiniCPMV4_7Processor(
             image_processor=processor.image_processor,
             video_processor=processor.video_processor,
             tokenizer=tok,
             chat_template=processor.chat_template,
         )
-        config = MiniCPMV4_7Config(image_size=IMAGE, **kwargs)
-        return Built(MiniCPMV4_7ForConditionalGeneration(config), processor)
-    from transformers import (
-        MiniCPMOcrConfig,
-        MiniCPMOcrForConditionalGeneration,
-        MiniCPMOcrImageProcessor,
-        MiniCPMOcrProcessor,
-        MiniCPMOcrVideoProcessor,
-    )
-
-    processor = MiniCPMOcrProcessor(
-        image_processor=MiniCPMOcrImageProcessor(**processor.image_processor.to_dict()),
-        video_processor=MiniCPMOcrVideoProcessor(downsample_mode=spec.downsample_mode),
+        config = tf.MiniCPMV4_7Config(image_size=IMAGE, **kwargs)
+        return Built(tf.MiniCPMV4_7ForConditionalGeneration(config), processor)
+    processor = tf.MiniCPMOcrProcessor(
+        image_processor=tf.MiniCPMOcrImageProcessor(**processor.image_processor.to_dict()),
+        video_processor=tf.MiniCPMOcrVideoProcessor(downsample_mode=spec.downsample_mode),
         tokenizer=tok,
         chat_template=processor.chat_template,
     )
-    return Built(MiniCPMOcrForConditionalGeneration(MiniCPMOcrConfig(**kwargs)), processor)
+    return Built(tf.MiniCPMOcrForConditionalGeneration(tf.MiniCPMOcrConfig(**kwargs)), processor)
 
 
 @dataclass(frozen=True)
@@ -535,13 +476,13 @@ def build_family(family: Family, out_dir: Path, state_dict: Path | None = None, 
     with ``state_dict``, also ``model.state_dict()`` as one safetensors file there (tied tensors cloned:
     safetensors refuses shared storage)."""
     import torch
-    from transformers import GenerationConfig
+    import transformers as tf
 
     torch.manual_seed(seed)
     built = family.build()
     model = built.model.eval()
     tok = getattr(built.processor, "tokenizer", built.processor)
-    model.generation_config = GenerationConfig(
+    model.generation_config = tf.GenerationConfig(
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=False
     )
     out_dir.mkdir(parents=True, exist_ok=True)
