@@ -1,7 +1,11 @@
-"""From a sample to chat messages: prompt builders and generate methods. Pure: no model, no timing.
+"""From a sample to the prompt text: prompt builders and generate methods. Pure: no model, no timing.
 
 ``chat`` (the seed's ``old``): every image first, then the text — what MiniCPM-V's ``model.chat`` does.
 ``interleave``: text and images in the order the sample gives them.
+
+How the prompt is written depends only on what the processor declares, never on the model's name: with a
+chat template, one user turn rendered by it; without one (PaliGemma and other prefix-prompt models), the
+parts in order with the processor's own image placeholder (``processor.image_token``) where images stand.
 """
 
 from __future__ import annotations
@@ -91,6 +95,47 @@ def build_messages(parts: tuple[Part, ...], method: str) -> list[dict[str, Any]]
         elif part.text:
             content.append({"type": "text", "text": part.text})
     return [{"role": "user", "content": content}]
+
+
+def has_chat_template(processor: Any) -> bool:
+    """Whether ``processor.apply_chat_template`` has a template to render (what transformers checks)."""
+    return getattr(processor, "chat_template", None) is not None
+
+
+def image_placeholder(processor: Any) -> str | None:
+    """The text the processor expands into one image's tokens, as it declares it: ``processor.image_token``,
+    else its tokenizer's ``image_token``; None when neither declares one."""
+    for owner in (processor, getattr(processor, "tokenizer", None)):
+        token = getattr(owner, "image_token", None)
+        if isinstance(token, str) and token:
+            return token
+    return None
+
+
+def render_prompt(processor: Any, parts: tuple[Part, ...], method: str) -> str:
+    """The prompt text for ``parts``, image placeholders not yet expanded into image tokens.
+
+    With a chat template: one user turn, then the generation prompt. Without: the parts concatenated in the
+    method's order, each image as the processor's placeholder; the processor adds its own framing around
+    that prefix (PaliGemma: BOS after the images, a newline after the text).
+    """
+    if has_chat_template(processor):
+        messages = build_messages(parts, method)
+        return str(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    placeholder = image_placeholder(processor)
+    pieces: list[str] = []
+    for part in order_parts(parts, method):
+        if isinstance(part, Text):
+            pieces.append(part.text)
+        elif placeholder is None:
+            raise ValueError(
+                f"{type(processor).__name__} has no chat template and declares no image token "
+                "(processor.image_token), so there is no way to say where an image goes; add a "
+                "chat_template.jinja to the model directory"
+            )
+        else:
+            pieces.append(placeholder)
+    return "".join(pieces)
 
 
 def images_in_order(parts: tuple[Part, ...], method: str) -> list[ImageRef]:

@@ -2,7 +2,9 @@
 
 Two kinds of model:
 - ``native``: any architecture transformers maps to ``AutoModelForImageTextToText`` (MiniCPM-V 4.6 /
-  4.7 / OCR, Qwen-VL, ...). Prompts go through the processor's chat template; batches are left padded.
+  4.7 / OCR, Qwen-VL, LLaVA, Gemma 3, PaliGemma, ...). Prompts go through the processor's chat template, or,
+  for a processor without one, are a prefix with its image token (``generation.render_prompt``); batches
+  are left padded.
 - ``legacy``: MiniCPM-V 2.x / MiniCPM-o 2.6 repositories whose own code provides
   ``model.chat(image=, msgs=, tokenizer=)``. Their code runs only with ``--trust-remote-code``.
 
@@ -11,15 +13,23 @@ torch and transformers are imported inside functions: this module is imported la
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .generation import build_messages, images_in_order, legacy_msgs
+from .generation import (
+    has_chat_template,
+    image_placeholder,
+    images_in_order,
+    legacy_msgs,
+    render_prompt,
+)
+from .packages import missing_package_line
 from .sample import ImageRef, Part, SampleError, Text
 
 
@@ -178,6 +188,26 @@ def _weights_fingerprint(request: ModelRequest) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _missing_packages(source: str, what: str) -> Iterator[None]:
+    """A package the model's code or its processor needs, missing here: one line naming it and the pip
+    command, said once (the pool keeps the failure) instead of an ImportError on every sample."""
+    try:
+        yield
+    except ImportError as exc:
+        raise ModelLoadError(missing_package_line(exc, source, what)) from None
+
+
+def _check_prompt_format(processor: Any, source: str) -> None:
+    """A processor without a chat template takes a prefix prompt, which needs its image token."""
+    if not has_chat_template(processor) and image_placeholder(processor) is None:
+        raise ModelLoadError(
+            f"{source}: the processor ({type(processor).__name__}) has no chat template and declares no "
+            "image token (processor.image_token), so prompts cannot say where images go; add a "
+            "chat_template.jinja to the model directory"
+        )
+
+
 def load_model(request: ModelRequest) -> LoadedModel:
     """Load base model + processor, apply the checkpoint strictly, move to the device."""
     import torch
@@ -192,23 +222,27 @@ def load_model(request: ModelRequest) -> LoadedModel:
     if kind == "native":
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        model, info = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=torch_dtype, trust_remote_code=False, output_loading_info=True
-        )
+        with _missing_packages(source, "model"):
+            model, info = AutoModelForImageTextToText.from_pretrained(
+                source, dtype=torch_dtype, trust_remote_code=False, output_loading_info=True
+            )
         missing = list(info.get("missing_keys") or [])
         if missing:
             raise ModelLoadError(
                 f"{source}: {len(missing)} weights are missing from the model files (e.g. {missing[0]}) and "
                 "would be randomly initialised; check the directory is complete"
             )
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=False)
+        with _missing_packages(source, "processor"):
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=False)
+        _check_prompt_format(processor, source)
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"
     else:
         from transformers import AutoModel, AutoTokenizer
 
-        model = AutoModel.from_pretrained(source, dtype=torch_dtype, trust_remote_code=True)
-        processor = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
+        with _missing_packages(source, "model"):
+            model = AutoModel.from_pretrained(source, dtype=torch_dtype, trust_remote_code=True)
+            processor = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
 
     replaced: int | None = None
     total = len({id(t) for t in model.state_dict().values()})
@@ -359,11 +393,7 @@ def _prompt_text(loaded: LoadedModel, parts: tuple[Part, ...], method: str) -> s
     """The text the tokenizer will see (image placeholders not yet expanded into image tokens)."""
     if loaded.kind == "legacy":
         return "\n".join(p.text for p in parts if isinstance(p, Text))
-    return str(
-        loaded.processor.apply_chat_template(
-            build_messages(parts, method), add_generation_prompt=True, tokenize=False
-        )
-    )
+    return render_prompt(loaded.processor, parts, method)
 
 
 def _generate_native(
@@ -376,12 +406,7 @@ def _generate_native(
 
     started = time.perf_counter()
     processor = loaded.processor
-    texts = [
-        processor.apply_chat_template(
-            build_messages(parts, settings.method), add_generation_prompt=True, tokenize=False
-        )
-        for parts in parts_list
-    ]
+    texts = [render_prompt(processor, parts, settings.method) for parts in parts_list]
     kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
     if any(images):
         kwargs["images"] = images
@@ -448,6 +473,3 @@ def peak_memory_mb(device: str) -> float:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return float(rss) / (2**20 if sys.platform == "darwin" else 2**10)
-
-
-Loader = Callable[[ModelRequest], LoadedModel]

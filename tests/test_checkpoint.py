@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import save_file
 from transformers import MiniCPMV4_6ForConditionalGeneration
 
-from pytest_omnilmm import fingerprint as fp_module
 from pytest_omnilmm.checkpoint import (
     CheckpointError,
     apply_checkpoint,
@@ -25,6 +24,7 @@ from pytest_omnilmm.checkpoint import (
     inspect_checkpoint,
     read_state_dict,
 )
+from pytest_omnilmm.checkpoint import fingerprints as fp_module
 from scripts.demo.build import build_tiny_model
 
 LM = "model.language_model."
@@ -453,16 +453,32 @@ def test_unexpected_keys_are_refused_even_when_partial(tmp_path: Path, model: An
             apply_checkpoint(model, inspect_checkpoint(tmp_path / "ft.safetensors"), allow_partial=partial)
 
 
-def test_keys_saved_from_the_inner_model_hint_at_the_prefix(
+def test_keys_saved_from_the_base_model_load_as_transformers_loads_them(
+    tmp_path: Path, model: Any, base_model: Any, source_sd: dict
+) -> None:
+    """``model.model.state_dict()`` (no ``model.`` prefix): transformers adds its ``base_model_prefix``
+    when loading, so the names fit; only the head, which the base model has not, is missing."""
+    inner = {k.removeprefix("model."): v for k, v in source_sd.items() if k.startswith("model.")}
+    save_file(inner, tmp_path / "inner.safetensors")
+    spec = inspect_checkpoint(tmp_path / "inner.safetensors")
+    with pytest.raises(CheckpointError, match=r"lacks 1 of the model's \d+ tensors \(lm_head\.weight\)"):
+        apply_checkpoint(model, spec)
+    report = apply_checkpoint(model, spec, allow_partial=True)
+    assert (report.replaced, report.missing, report.renamed) == (len(inner), ("lm_head.weight",), len(inner))
+    expected = {k: (base_sd(base_model)[k] if k == "lm_head.weight" else v) for k, v in source_sd.items()}
+    assert_weights(model, expected)
+
+
+def test_keys_saved_from_an_inner_module_hint_at_the_prefix(
     tmp_path: Path, model: Any, source_sd: dict
 ) -> None:
-    inner = {k.removeprefix("model."): v for k, v in source_sd.items() if k.startswith("model.")}
+    inner = {k.removeprefix(LM): v for k, v in source_sd.items() if k.startswith(LM)}
     save_file(inner, tmp_path / "inner.safetensors")
     with pytest.raises(CheckpointError) as info:
         apply_checkpoint(model, inspect_checkpoint(tmp_path / "inner.safetensors"), allow_partial=True)
     assert (
-        f"{len(inner)} of the {len(inner)} unexpected names match the model after adding the prefix 'model.'"
-        in (str(info.value))
+        f"{len(inner)} of the {len(inner)} unexpected names match the model after adding the prefix "
+        f"'{LM}'" in str(info.value)
     )
 
 
@@ -470,6 +486,33 @@ def test_keys_with_an_extra_prefix_hint_at_removing_it(tmp_path: Path, model: An
     save_file({"backbone." + k: v for k, v in source_sd.items()}, tmp_path / "ft.safetensors")
     with pytest.raises(CheckpointError, match=r"after removing the prefix 'backbone\.'"):
         apply_checkpoint(model, inspect_checkpoint(tmp_path / "ft.safetensors"))
+
+
+def test_layout_transformers_converts_loads_through_its_converters(tmp_path: Path) -> None:
+    """A layout transformers reshapes when loading (Mixtral saves one w1/w2/w3 per expert; the model fuses
+    them into gate_up_proj/down_proj) loads onto the model exactly, in the saved and in the model's layout."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    config = MixtralConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=8, num_local_experts=3, num_experts_per_tok=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    base = MixtralForCausalLM(config).eval()
+    tuned = copy.deepcopy(base)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(torch.randn_like(p))
+    tuned.save_pretrained(tmp_path / "saved")
+    saved = read_state_dict(inspect_checkpoint(tmp_path / "saved" / "model.safetensors"))
+    assert "model.layers.0.block_sparse_moe.experts.2.w3.weight" in saved  # the per-expert layout
+    save_file({k: v.contiguous() for k, v in tuned.state_dict().items()}, tmp_path / "own.safetensors")
+    for path in (tmp_path / "saved" / "model.safetensors", tmp_path / "own.safetensors"):
+        model = copy.deepcopy(base)
+        report = apply_checkpoint(model, inspect_checkpoint(path))
+        assert report.replaced == report.total
+        assert_weights(model, tuned.state_dict())
+    assert report.renamed == 0  # the model's own names are not mapped
 
 
 def test_checkpoint_for_another_model_size(tmp_path: Path, model: Any, base_model: Any) -> None:

@@ -1,4 +1,5 @@
-"""Content fingerprints of files, with a small on-disk cache so a re-run does not re-hash gigabytes.
+"""Content fingerprints of checkpoints and model directories, with a small on-disk cache of file hashes
+so that a re-run does not re-hash gigabytes.
 
 A file's sha256 is cached under its resolved path together with (size, mtime_ns, ctime_ns, inode); any
 change of these re-hashes it. A fingerprint of several files is the sha256 of their (name, size, sha256)
@@ -15,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from .formats import CheckpointError, CheckpointSpec, _listdir, inspect_checkpoint
 
 CHUNK_SIZE = 1 << 20
 CACHE_ENV = "PYTEST_OMNILMM_CACHE"
@@ -137,3 +141,64 @@ def fingerprint_files(named_files: Iterable[tuple[str, Path]], cache_path: Path 
     finally:
         cache.save()
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def _name_for(spec: CheckpointSpec, f: Path) -> str:
+    # A single file is named by its format only, so renaming or moving it keeps the fingerprint.
+    if spec.kind in ("safetensors", "torch"):
+        return f"weights{f.suffix.lower()}"
+    return f.relative_to(spec.path).as_posix()
+
+
+def fingerprint(spec_or_path: CheckpointSpec | str | Path, *, cache_path: Path | None = None) -> str:
+    """sha256 (hex) of the checkpoint's weight files (and index/config files that shape how they load)."""
+    spec = spec_or_path if isinstance(spec_or_path, CheckpointSpec) else inspect_checkpoint(spec_or_path)
+    files = [(_name_for(spec, f), f) for f in (*spec.weight_files, *spec.extra_files)]
+    try:
+        return fingerprint_files(files, cache_path)
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint {spec.path} could not be read for hashing ({exc}); check the path"
+        ) from None
+
+
+# Files of a base model directory that decide its outputs: weights, configs, tokenizer, processor,
+# chat templates, and remote code.
+_MODEL_DIR_PATTERNS = (
+    re.compile(r".*\.safetensors$"),
+    re.compile(r"^pytorch_model.*\.bin$"),
+    re.compile(r".*\.index\.json$"),
+    re.compile(
+        r"^(config|generation_config|preprocessor_config|processor_config|video_preprocessor_config)\.json$"
+    ),
+    re.compile(r"^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\..*|merges\.txt)$"),
+    re.compile(r".*\.(model|tiktoken|jinja|py)$"),
+    re.compile(r"^chat_template\.json$"),
+)
+
+
+def fingerprint_model_dir(path: str | Path, *, cache_path: Path | None = None) -> str:
+    """sha256 (hex) of a base model directory: weights, configs, tokenizer/processor, chat templates."""
+    d = Path(path).expanduser()
+    if not d.is_dir():
+        raise CheckpointError(f"model path {d} is not a directory; give --model_path a local model directory")
+    files: list[tuple[str, Path]] = []
+    # Top level only (plus chat templates kept in a subfolder): training output folders nest whole
+    # checkpoints below the model, which are not part of it.
+    for sub in (d, d / "additional_chat_templates"):
+        if not sub.is_dir():
+            continue
+        for n in _listdir(sub, "model directory"):
+            f = sub / n
+            if f.is_file() and any(pat.match(n) for pat in _MODEL_DIR_PATTERNS):
+                files.append((f.relative_to(d).as_posix(), f))
+    if not files:
+        raise CheckpointError(
+            f"model directory {d} has no weights, config or tokenizer files; check --model_path"
+        )
+    try:
+        return fingerprint_files(files, cache_path)
+    except OSError as exc:
+        raise CheckpointError(
+            f"model directory {d} could not be read for hashing ({exc}); check it"
+        ) from None
