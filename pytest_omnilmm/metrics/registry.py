@@ -118,6 +118,8 @@ def _needs_judge(metric: str, fallback: str) -> Scorer:
     def scorer(prediction: str, sample: Sample, flavor: str) -> Score:
         from .judge import judge_missing
 
+        if not sample.references:
+            return Score(None, NO_REFERENCES)  # nothing to grade, judge or not
         raise judge_missing(metric, fallback)
 
     return scorer
