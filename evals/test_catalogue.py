@@ -3,15 +3,18 @@ real file when ``--data NAME=PATH`` or ``--lmudata DIR`` (VLMEvalKit's ``LMUData
 
 ``pytest evals/ -k mmstar`` runs the MMStar sample (``demo_mmstar``) and, given the file, MMStar itself.
 Benchmarks whose eval lives in another file (MME, MMBench, OCRBench, ChartQA) are declared there.
+With a judge model (``--judge-api-base URL --judge-model NAME``), MathVista_MINI and MMVet are graded as
+VLMEvalKit grades them (metrics ``mathvista`` and ``mmvet_gpt``); without one, by their rule-based metric.
 """
 
 from pathlib import Path
 
 import pytest
 
-from pytest_omnilmm.catalogue import CATALOGUE
+from pytest_omnilmm.catalogue import CATALOGUE, judged_metrics
 
 _HERE = Path(__file__).parent
+_JUDGED = judged_metrics()  # dataset name -> its judge-graded metric
 
 
 def _markers():
@@ -32,5 +35,5 @@ def _apply(fn):
 
 
 @_apply
-def test_benchmark(sample, generate, score):
-    score(generate(sample))
+def test_benchmark(sample, generate, score, omnilmm_judge):
+    score(generate(sample), metric=_JUDGED.get(sample.dataset) if omnilmm_judge is not None else None)

@@ -148,6 +148,30 @@ SETTINGS: tuple[Setting, ...] = (
         "omnilmm_api_key_env",
         "--backend openai: the NAME of the environment variable holding the API key (never the key)",
     ),
+    # -- the judge model of judge-graded metrics (MathVista, MM-Vet as VLMEvalKit grades them) --
+    Setting(
+        "judge_api_base",
+        "--judge-api-base",
+        "OMNILMM_JUDGE_API_BASE",
+        "omnilmm_judge_api_base",
+        "the judge model's OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; with --judge-model, "
+        "MathVista_MINI and MMVet are graded as VLMEvalKit grades them",
+    ),
+    Setting(
+        "judge_model",
+        "--judge-model",
+        "OMNILMM_JUDGE_MODEL",
+        "omnilmm_judge_model",
+        "the model name the judge server serves (VLMEvalKit uses gpt-4o-mini for MathVista, gpt-4-turbo "
+        "for MM-Vet)",
+    ),
+    Setting(
+        "judge_api_key_env",
+        "--judge-api-key-env",
+        "OMNILMM_JUDGE_API_KEY_ENV",
+        "omnilmm_judge_api_key_env",
+        "the NAME of the environment variable holding the judge's API key (never the key)",
+    ),
     Setting(
         "concurrency",
         "--concurrency",
@@ -349,6 +373,9 @@ METAVARS: Mapping[str, str] = {
     "api_base": "URL",
     "api_model": "NAME",
     "api_key_env": "VAR",
+    "judge_api_base": "URL",
+    "judge_model": "NAME",
+    "judge_api_key_env": "VAR",
     "concurrency": "N",
     "stream": "0|1",
     "model_revision": "REVISION",
@@ -471,6 +498,9 @@ class EvalConfig:
     api_base: str = ""
     api_model: str = ""
     api_key_env: str = ""
+    judge_api_base: str = ""  # judge-graded metrics: both set, or neither
+    judge_model: str = ""
+    judge_api_key_env: str = ""
     model_revision: str = ""
     concurrency: int = 4
     stream: bool = False
@@ -761,6 +791,28 @@ def _build_config(
         )
     if backend == "openai" and api["api_key_env"] and not os.environ.get(str(api["api_key_env"])):
         raise ConfigError(f"--api-key-env {api['api_key_env']}: that environment variable is not set")
+    judge = {
+        name: str(get(name) or "").strip() for name in ("judge_api_base", "judge_model", "judge_api_key_env")
+    }
+    if bool(judge["judge_api_base"]) != bool(judge["judge_model"]):
+        given, missing = (
+            ("--judge-api-base", "--judge-model NAME")
+            if judge["judge_api_base"]
+            else ("--judge-model", "--judge-api-base URL")
+        )
+        raise ConfigError(
+            f"{given} needs {missing} too: the judge is an OpenAI-compatible server and the model it serves "
+            "(e.g. --judge-api-base http://127.0.0.1:8000/v1 --judge-model gpt-4o-mini)"
+        )
+    if judge["judge_api_base"] and not re.match(r"https?://", judge["judge_api_base"]):
+        raise ConfigError(
+            f"--judge-api-base {judge['judge_api_base']}: not an http(s) URL; give the server's base URL, "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    if judge["judge_api_key_env"] and not env.get(judge["judge_api_key_env"]):
+        raise ConfigError(
+            f"--judge-api-key-env {judge['judge_api_key_env']}: that environment variable is not set"
+        )
     if backend == "vllm":
         from .backends.vllm import NOT_INSTALLED, vllm_available
 
@@ -850,6 +902,7 @@ def _build_config(
         max_prompt_tokens=max_prompt_tokens,
         backend=backend,
         **api,  # type: ignore[arg-type]
+        **judge,
         limit_seed=_int("limit_seed", "--limit-seed", get("limit_seed"), minimum=0),
         results_dir=results_dir,
         metric_flavor=flavor,

@@ -572,12 +572,23 @@ def _peer_task(item: pytest.Item) -> Any:
     return Task(item.nodeid, param.label, param.sample, case.prompt, case.builder or get_prompt_builder(None))
 
 
+@pytest.fixture(scope="session")
+def omnilmm_judge(omnilmm_config: EvalConfig) -> Any:
+    """The judge model of judge-graded metrics (``--judge-api-base`` / ``--judge-model``), or None. Override
+    in a conftest to judge your own way: an object with ``model`` and ``complete(prompt, *, temperature,
+    max_tokens) -> str`` (see ``pytest_omnilmm.metrics.judge.Judge``)."""
+    from .backends.judge import OpenAIJudge
+
+    return OpenAIJudge.from_config(omnilmm_config)
+
+
 @pytest.fixture
 def score(
-    request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: Any
+    request: pytest.FixtureRequest, omnilmm_config: EvalConfig, sample: Any, omnilmm_judge: Any
 ) -> Callable[..., float | None]:
     """``score(answer)`` scores with the marker's metric and the run's flavour; ``score(0.7, metric="x")``
-    records a value you computed. Returns the value (None when the sample has no references)."""
+    records a value you computed. Returns the value (None when the sample has no references). A
+    judge-graded metric asks ``omnilmm_judge``; a judge that cannot be asked fails this sample alone."""
     state: ItemState = request.node.stash[STATE_KEY]
 
     def _score(answer: str | float, metric: str | None = None) -> float | None:
@@ -596,8 +607,8 @@ def score(
                         f"metric {name!r} has no flavour {state.case.flavor!r}; "
                         f"it has {', '.join(metric_obj.flavors)}"
                     )
-                result = metric_obj.score(answer, state.sample, flavor)
-            except MetricError as exc:
+                result = metric_obj.score(answer, state.sample, flavor, judge=omnilmm_judge)
+            except MetricError as exc:  # includes JudgeError: the judge could not be asked
                 problem: str | None = f"{state.case.dataset}: {exc}"
             else:
                 problem = None

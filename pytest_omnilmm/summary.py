@@ -137,7 +137,15 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
         for r in records
         if r.metric == "mme" and (r.group or "").startswith("image-sha256:")
     }
+    judges = _judge_models(records)
     for row in rows:
+        models = judges.get((row["checkpoint"], row["dataset"]))
+        if models:
+            row["judge"] = models
+            row.setdefault("notes", []).append(
+                f"judge-scored by {', '.join(models)} (VLMEvalKit's judge prompts): compare only with runs "
+                "graded by the same judge"
+            )
         if (row["checkpoint"], row["dataset"]) in hashed:
             row["notes"] = [
                 "MME pairs matched by image content: the file has no image_path column, so questions are "
@@ -156,6 +164,21 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
             "resumed": sum(1 for r in records if r.resumed),
         },
     }
+
+
+def _judge_models(records: Sequence[Record]) -> dict[tuple[str, str], list[str]]:
+    """(checkpoint, dataset) -> the judge models that graded its samples, read from the records' notes."""
+    from .metrics.judge import judge_model_of
+    from .metrics.registry import judge_graded
+
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in records:
+        if judge_graded(r.metric):
+            for note in r.extra.get("notes") or ():
+                model = judge_model_of(str(note))
+                if model is not None:
+                    found[(r.checkpoint, r.dataset)].add(model)
+    return {key: sorted(models) for key, models in found.items()}
 
 
 def environment_versions() -> dict[str, str]:

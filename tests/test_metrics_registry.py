@@ -34,6 +34,8 @@ def test_names_and_aggregations() -> None:
         "pope",
         "hallusion",
         "mathvista_prefetch",
+        "mathvista",
+        "mmvet_gpt",
     }
     assert DEFAULT_FLAVOR == "vlmevalkit"
     assert FLAVORS[0] == DEFAULT_FLAVOR

@@ -35,7 +35,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, model: Path = DEMO) -> None:
+        self.model = model
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,7 +47,7 @@ class Server:
         command = [
             cli,
             "serve",
-            str(DEMO),
+            str(self.model),
             "--host",
             "127.0.0.1",
             "--port",

@@ -12,7 +12,6 @@ import base64
 import http.client
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -26,8 +25,8 @@ from ..config import EvalConfig
 from ..generation import order_parts
 from ..models import Generated, GenerationSettings, ModelLoadError, ModelRequest
 from ..sample import ImageRef, Part, SampleError
-
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+from .chat_client import RETRY_STATUSES, ChatClient, Unreachable, backoff_s
+from .chat_client import short as _short
 
 
 class ServerDown(ModelLoadError):
@@ -61,6 +60,7 @@ class OpenAIBackend:
         self.key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
         if config.api_key_env and not self.key:
             raise ModelLoadError(f"--api-key-env {config.api_key_env}: that environment variable is not set")
+        self.client = ChatClient(self.base, self.key)
         self._down: str | None = None
         self._warned = False
 
@@ -151,7 +151,7 @@ class OpenAIBackend:
         last = ""
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+                time.sleep(backoff_s(attempt))
             try:
                 if self.config.stream:
                     return self._stream(payload, started)
@@ -205,25 +205,14 @@ class OpenAIBackend:
 
     # -- transport -----------------------------------------------------------------------------
     def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> urllib.request.Request:
-        headers = {"Content-Type": "application/json"}
-        if self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        data = None if payload is None else json.dumps(payload).encode()
-        return urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        return self.client.request(method, path, payload)
 
     def _call(
         self, method: str, path: str, payload: dict[str, Any] | None, timeout: float
     ) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self._request(method, path, payload), timeout=timeout) as response:
-                return int(response.status), response.read().decode("utf-8", errors="replace")
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), exc.read().decode("utf-8", errors="replace")
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise TimeoutError(str(exc.reason)) from None
-            raise ServerDown(self._down_line(exc)) from None
-        except (ConnectionError, http.client.HTTPException) as exc:
+            return self.client.call(method, path, payload, timeout)
+        except Unreachable as exc:
             raise ServerDown(self._down_line(exc)) from None
 
     def _down_line(self, exc: BaseException) -> str:
@@ -274,8 +263,3 @@ def _rejection(status: int, body: str, model: str) -> str:
     if "model" in lowered and status in (400, 404):
         return f"the server refused model {model!r} (HTTP {status}): {_short(body)}; check --api-model"
     return f"the server refused the request (HTTP {status}): {_short(body)}"
-
-
-def _short(body: str, limit: int = 200) -> str:
-    text = " ".join(body.split())
-    return text if len(text) <= limit else text[:limit] + "..."

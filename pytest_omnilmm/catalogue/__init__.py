@@ -14,7 +14,7 @@ from typing import Any
 
 from .prepare import hallusion_prepare, mmmu_prepare, mmmu_prompt
 
-__all__ = ["CATALOGUE", "Benchmark", "find", "lmudata_hint", "lmudata_path"]
+__all__ = ["CATALOGUE", "Benchmark", "find", "judged_metrics", "lmudata_hint", "lmudata_path"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,9 @@ class Benchmark:
     ``name`` is the plugin's dataset name (``--data NAME=PATH``), ``vlmeval`` VLMEvalKit's dataset name
     (the ``<vlmeval>.tsv`` file of an ``LMUData`` folder). ``sample`` is the bundled synthetic sample,
     relative to the ``evals/`` folder, run as dataset ``sample_name``. ``evaluated_by`` names the eval file
-    when the benchmark's eval case lives outside ``evals/test_catalogue.py``.
+    when the benchmark's eval case lives outside ``evals/test_catalogue.py``. ``judged_metric`` is the metric
+    used instead of ``metric`` when a judge model is configured (``--judge-api-base`` / ``--judge-model``):
+    VLMEvalKit's judge-graded rule for benchmarks it grades with a GPT judge.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Benchmark:
     sample_name: str | None = None
     evaluated_by: str = "evals/test_catalogue.py"
     note: str = ""
+    judged_metric: str | None = None
 
     @property
     def file(self) -> str:
@@ -62,6 +65,7 @@ class Benchmark:
             "sample_name": self.sample_name,
             "evaluated_by": self.evaluated_by,
             "note": self.note,
+            "judged_metric": self.judged_metric,
         }
 
 
@@ -100,8 +104,8 @@ def _vqa(name: str, vlmeval: str, metric: str, **kw: Any) -> Benchmark:
 
 
 _JUDGE_NOTE = (
-    "rule-based exact match only: NOT the leaderboard number (VLMEvalKit grades MM-Vet with a GPT judge; "
-    "no --judge backend is implemented yet)"
+    "rule-based exact match only: NOT the leaderboard number (VLMEvalKit grades MM-Vet with a GPT judge); "
+    "with --judge-api-base/--judge-model it is graded as VLMEvalKit grades it (metric mmvet_gpt)"
 )
 
 CATALOGUE: tuple[Benchmark, ...] = (
@@ -181,9 +185,11 @@ CATALOGUE: tuple[Benchmark, ...] = (
         "mathvista_prefetch",
         task="judge",
         note="VLMEvalKit's judge-free prefetch step only (post_check): rows it would send to the GPT judge "
-        "score 0, so this is NOT the leaderboard number",
+        "score 0, so this is NOT the leaderboard number; with --judge-api-base/--judge-model those rows go "
+        "to the judge as in VLMEvalKit (metric mathvista)",
+        judged_metric="mathvista",
     ),
-    _vqa("mmvet", "MMVet", "exact_match", task="judge", note=_JUDGE_NOTE),
+    _vqa("mmvet", "MMVet", "exact_match", task="judge", note=_JUDGE_NOTE, judged_metric="mmvet_gpt"),
 )
 
 _BY_NAME: dict[str, Benchmark] = {b.name: b for b in CATALOGUE}
@@ -199,6 +205,17 @@ def find(name: str) -> Benchmark | None:
         return _BY_VLMEVAL[name]
     lowered = name.lower()
     return next((b for b in CATALOGUE if lowered in (b.name, b.vlmeval.lower())), None)
+
+
+def judged_metrics() -> dict[str, str]:
+    """Dataset name (the benchmark's and its bundled sample's) -> the metric to use with a judge model."""
+    out: dict[str, str] = {}
+    for b in CATALOGUE:
+        if b.judged_metric:
+            out[b.name] = b.judged_metric
+            if b.sample_name:
+                out[b.sample_name] = b.judged_metric
+    return out
 
 
 def lmudata_path(name: str, lmudata: Path | None) -> Path | None:

@@ -10,6 +10,7 @@ from .aggregate import Aggregate, ScoredRow, bootstrap_ci, dataset_aggregates, p
 from .anls import anls
 from .chartqa import relaxed_accuracy
 from .flavors import DEFAULT_FLAVOR, FLAVOR_SOURCES, FLAVORS, MetricError
+from .judge import Judge, JudgeError
 from .mcq import ChoiceScore, extract_choice, multiple_choice
 from .ocrbench import ocrbench
 from .registry import METRIC_NAMES, Metric, Score, get_metric, warn_few_references
@@ -23,6 +24,8 @@ __all__ = [
     "METRIC_NAMES",
     "Aggregate",
     "ChoiceScore",
+    "Judge",
+    "JudgeError",
     "Metric",
     "MetricError",
     "Score",

@@ -16,6 +16,7 @@ from .yesno import YES_NO_FLAVORS, canonical_yes_no, extract_yes_no
 
 if TYPE_CHECKING:
     from ..sample import Sample
+    from .judge import Judge
 
 AGGREGATES: tuple[str, ...] = ("mean", "mme", "circular", "pope", "hallusion")
 NO_REFERENCES = "no references (predictions only): not scorable"
@@ -30,6 +31,7 @@ class Score:
 
 
 Scorer = Callable[[str, "Sample", str], Score]
+JudgedScorer = Callable[[str, "Sample", str, "Judge"], Score]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Metric:
 
     ``aggregate`` is one of ``AGGREGATES``: ``mean`` (plain average), ``mme`` (accuracy, accuracy+ per
     image, MME score) or ``circular`` (MMBench: a question counts only if all its rotations are right).
+    A metric with ``judged`` is graded by a judge model: ``score(..., judge=...)`` uses it; without a
+    judge its ``scorer`` says in one line how to give one.
     """
 
     name: str
@@ -45,9 +49,15 @@ class Metric:
     aggregate: str
     description: str
     scorer: Scorer
+    judged: JudgedScorer | None = None
 
-    def score(self, prediction: str, sample: Sample, flavor: str = DEFAULT_FLAVOR) -> Score:
+    def score(
+        self, prediction: str, sample: Sample, flavor: str = DEFAULT_FLAVOR, judge: Judge | None = None
+    ) -> Score:
+        """``judge`` is only used by judge-graded metrics; the others ignore it."""
         check_flavor(self.name, flavor, self.flavors)
+        if self.judged is not None and judge is not None:
+            return self.judged(prediction, sample, flavor, judge)
         return self.scorer(prediction, sample, flavor)
 
 
@@ -104,6 +114,38 @@ def _score_mathvista(prediction: str, sample: Sample, flavor: str) -> Score:
     return Score(value, note)
 
 
+def _needs_judge(metric: str, fallback: str) -> Scorer:
+    def scorer(prediction: str, sample: Sample, flavor: str) -> Score:
+        from .judge import judge_missing
+
+        if not sample.references:
+            return Score(None, NO_REFERENCES)  # nothing to grade, judge or not
+        raise judge_missing(metric, fallback)
+
+    return scorer
+
+
+def _judge_mathvista(prediction: str, sample: Sample, flavor: str, judge: Judge) -> Score:
+    from .mathvista import _choices, mathvista_judged
+
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    meta = sample.metadata
+    if meta.get("question_type") == "multi_choice" and _choices(meta.get("choices")) is None:
+        return Score(0.0, "multi_choice row without a readable 'choices' list (the judge is not asked)")
+    judged = mathvista_judged(prediction, sample, flavor, judge)
+    return Score(judged.value, judged.note())
+
+
+def _judge_mmvet(prediction: str, sample: Sample, flavor: str, judge: Judge) -> Score:
+    from .mmvet import mmvet_judged
+
+    if not sample.references:
+        return Score(None, NO_REFERENCES)
+    judged = mmvet_judged(prediction, sample, flavor, judge)
+    return Score(judged.value, judged.note())
+
+
 _METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -152,6 +194,22 @@ _METRICS: dict[str, Metric] = {
             "mean",
             "MathVista without a judge: VLMEvalKit's prefetch rules only (not the leaderboard number)",
             _score_mathvista,
+        ),
+        Metric(
+            "mathvista",
+            MCQ_FLAVORS,
+            "mean",
+            "MathVista as VLMEvalKit grades it: prefetch, then a judge model extracts the answer",
+            _needs_judge("mathvista", "mathvista_prefetch"),
+            judged=_judge_mathvista,
+        ),
+        Metric(
+            "mmvet_gpt",
+            MCQ_FLAVORS,  # both VLMEvalKit copies grade MM-Vet alike
+            "mean",
+            "MM-Vet as VLMEvalKit grades it: a judge model's 0.0-1.0 correctness score",
+            _needs_judge("mmvet_gpt", "exact_match"),
+            judged=_judge_mmvet,
         ),
         Metric(
             "ocrbench",
@@ -248,6 +306,12 @@ def get_metric(name: str) -> Metric:
             f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)} "
             "(add one with pytest_omnilmm.register_metric)"
         ) from None
+
+
+def judge_graded(name: str | None) -> bool:
+    """True for a metric graded by a judge model (``mathvista``, ``mmvet_gpt``); False for any other name."""
+    metric = _METRICS.get(name) if name else None
+    return metric is not None and metric.judged is not None
 
 
 def aggregate_kind(name: str) -> str:
