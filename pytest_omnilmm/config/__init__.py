@@ -110,6 +110,10 @@ class CheckpointChoice:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Every setting of a run, frozen. ``build_config`` fills it without I/O; ``probes.probe`` (once, on the
+    controller) settles ``model_path``/``model_is_local``, each checkpoint's ``standalone`` and ``gpus``
+    for ``--gpus all``; xdist workers take those from the controller."""
+
     model_path: str
     model_is_local: bool
     checkpoints: tuple[CheckpointChoice, ...]
