@@ -51,7 +51,7 @@ def _gate_arguments(parser: argparse.ArgumentParser, *, baseline_required: bool)
 
 
 def _options(args: argparse.Namespace, save_baseline: Path | None) -> Any:
-    from .config import ConfigError, _fraction, _name_values, _percent
+    from .config import ConfigError, parse_fraction, parse_name_values, parse_percent_setting
     from .controller import GateOptions
 
     if args.baseline is not None and not args.baseline.exists():
@@ -59,11 +59,13 @@ def _options(args: argparse.Namespace, save_baseline: Path | None) -> Any:
     return GateOptions(
         baseline=args.baseline,
         save_baseline=save_baseline,
-        max_drop=_fraction("--max-drop", args.max_drop),
-        max_drop_per=_name_values("--max-drop-for", args.max_drop_for, "textvqa=0.02"),
+        max_drop=parse_fraction("--max-drop", args.max_drop),
+        max_drop_per=parse_name_values("--max-drop-for", args.max_drop_for, "textvqa=0.02"),
         mode=args.gate,  # GateSettings resolves the alias "strict"
-        min_score=_name_values("--min-score", args.min_score, "textvqa=0.6"),
-        max_slowdown=None if args.max_slowdown is None else _percent("--max-slowdown", args.max_slowdown),
+        min_score=parse_name_values("--min-score", args.min_score, "textvqa=0.6"),
+        max_slowdown=None
+        if args.max_slowdown is None
+        else parse_percent_setting("--max-slowdown", args.max_slowdown),
         inconclusive=args.gate_inconclusive,
         allow_partial=args.gate_allow_partial,
     )

@@ -280,7 +280,7 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:
-    from .baseline import build_baseline, save_baseline
+    from .gate.baseline import build_baseline, save_baseline
 
     labels = sorted({r.checkpoint for r in records})
     saved = []

@@ -29,6 +29,7 @@ from .config import (
     resolve,
 )
 from .ids import EvalParam, UnavailableParam, eval_param
+from .probes import settle
 from .process_state import default_threads, freeze_gc, set_max_image_pixels, set_torch_threads, setdefault_env
 from .records import RECORD_PROPERTY
 
@@ -97,10 +98,10 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
     """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
     raw, source = _lookup(config)("gpus")
     if raw not in (None, "") and not _is_worker(config):
-        from .config import _gpus
+        from .probes import probe_gpus
 
         try:
-            gpus = _gpus(raw, os.environ)
+            gpus = probe_gpus(raw, os.environ)
         except ConfigError as exc:
             raise pytest.UsageError(name_the_source(str(exc), {"gpus": source})) from None
         if not config.pluginmanager.hasplugin("xdist"):
@@ -148,6 +149,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         eval_config = build_config(_lookup(config), rootdir=Path(config.invocation_params.dir))
+        # Probes (file system, hub, nvidia-smi) run once, on the controller; a worker takes their findings.
+        eval_config = settle(eval_config, getattr(config, "workerinput", None))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[CONFIG_KEY] = eval_config

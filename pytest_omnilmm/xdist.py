@@ -22,16 +22,19 @@ def make_batch_scheduler(config: pytest.Config, log: Any, batch_size: int) -> An
 
 
 class XdistHooks:
-    """Hooks that exist only with xdist: pass the run id to workers, batch-aware scheduling."""
+    """Hooks that exist only with xdist: pass the run id and the probes' findings to workers, batch-aware
+    scheduling."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        from .plugin import RUN_ID_KEY
+        from .plugin import CONFIG_KEY, RUN_ID_KEY
+        from .probes import PROBED_KEY, Probed
 
         node.workerinput["omnilmm_run_id"] = self.config.stash[RUN_ID_KEY]
+        node.workerinput[PROBED_KEY] = Probed.of(self.config.stash[CONFIG_KEY]).to_plain()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_omnilmm.baseline import (
+from pytest_omnilmm.gate import GateSettings, compare
+from pytest_omnilmm.gate.baseline import (
     BASELINE_VERSION,
     Baseline,
     BaselineError,
@@ -16,7 +17,6 @@ from pytest_omnilmm.baseline import (
     load_baseline,
     save_baseline,
 )
-from pytest_omnilmm.gate import GateSettings, compare
 from pytest_omnilmm.records import Record
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from pytest_omnilmm import plots
-from pytest_omnilmm.baseline import Baseline, build_baseline
 from pytest_omnilmm.gate import (
     FAIL,
     INCONCLUSIVE,
@@ -35,6 +34,7 @@ from pytest_omnilmm.gate import (
     render_gate_table,
     render_markdown,
 )
+from pytest_omnilmm.gate.baseline import Baseline, build_baseline
 from pytest_omnilmm.records import Record
 
 # ------------------------------------------------------------------------------------------ helpers

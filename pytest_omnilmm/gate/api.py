@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .compare import GateReport, compare
+from .baseline import Baseline, BaselineError, build_baseline, load_baseline
+from .compare import compare
+from .rows import GateReport
 from .settings import GateSettings
 
 if TYPE_CHECKING:
-    from pytest_omnilmm.baseline import Baseline
     from pytest_omnilmm.records import Record
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -76,7 +77,6 @@ def _candidate(
 
 def resolve_baseline(baseline: Baseline | PathLike | Sequence[Record] | None) -> Baseline | None:
     """A ``Baseline`` from any of the forms ``gate_results`` accepts (``GateInputError`` when unusable)."""
-    from pytest_omnilmm.baseline import Baseline, BaselineError, build_baseline, load_baseline
     from pytest_omnilmm.runs import MergeError, load_runs
 
     if baseline is None or isinstance(baseline, Baseline):

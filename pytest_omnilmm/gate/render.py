@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .compare import GateReport, Row
 from .decide import FAIL, INCONCLUSIVE, NOT_GATED, PASS
+from .rows import GateReport, Row
 
 
 def _pct(level: float) -> str:

@@ -15,10 +15,8 @@ The l2-category reaches the aggregate inside the row's group, ``"<l2-category>_<
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .aggregate import Aggregate, ScoredRow
+from .bootstrap import Aggregate, ScoredRow, bootstrap_ci, is_missing, with_missing
 
 INDEX_FORM = "<category>_<subcategory>_<n>_<set>_<figure>_<question>"
 
@@ -42,8 +40,6 @@ def _all_right_share(rows: Sequence[ScoredRow], which: int) -> list[float]:
 
 
 def _block(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> dict[str, Aggregate]:
-    from .aggregate import bootstrap_ci
-
     kw = {"n_boot": n_boot, "seed": seed, "level": level}
     return {
         "aAcc": bootstrap_ci([r.value for r in rows], [r.group for r in rows], **kw),
@@ -55,21 +51,15 @@ def _block(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> d
 def hallusion_aggregates(
     rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float
 ) -> dict[str, Aggregate]:
-    from .aggregate import Aggregate
-
     scored = [
         r
         for r in rows
-        if r.value is not None and r.value == r.value and r.group is not None
-        if hallusion_ids(r.sample_id) is not None
+        if not is_missing(r.value) and r.group is not None and hallusion_ids(r.sample_id) is not None
     ]
     n_missing = len(rows) - len(scored)
     if not scored:
         return {}
-    out = {
-        k: Aggregate(a.mean, a.ci_low, a.ci_high, a.n, a.n_groups, n_missing)
-        for k, a in _block(scored, n_boot, seed, level).items()
-    }
+    out = {k: with_missing(a, n_missing) for k, a in _block(scored, n_boot, seed, level).items()}
     by_l2: dict[str, list[ScoredRow]] = {}
     by_cat: dict[str, list[ScoredRow]] = {}
     for r in scored:

@@ -10,12 +10,10 @@ their denominator is 0. Before anything is counted the rows are exploded on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
+from .bootstrap import Aggregate, ScoredRow, is_missing, percentile_interval, resampled_sums, with_missing
 from .yesno import extract_yes_no
-
-if TYPE_CHECKING:
-    from .aggregate import Aggregate, ScoredRow
 
 
 def _counts(rows: Sequence[ScoredRow]) -> list[tuple[float, float, float, float]]:
@@ -40,14 +38,12 @@ def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
 def _block(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> dict[str, Aggregate]:
     import numpy as np
 
-    from .aggregate import Aggregate, _interval, _resampled_sums
-
     counts = np.array(_counts(rows), dtype=np.float64).reshape(-1, 4)
     tp, fp, fn, correct = (counts[:, i] for i in range(4))
     n = len(rows)
     point_p, point_r, point_f1 = prf(tp.sum(), fp.sum(), fn.sum())
     points = {"acc": correct.sum() / n, "precision": point_p, "recall": point_r, "f1": point_f1}
-    b_tp, b_fp, b_fn, b_c = _resampled_sums([tp, fp, fn, correct], np.random.default_rng(seed), n_boot)
+    b_tp, b_fp, b_fn, b_c = resampled_sums([tp, fp, fn, correct], np.random.default_rng(seed), n_boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         b_p = np.where(b_tp + b_fp > 0, b_tp / (b_tp + b_fp), 0.0)
         b_r = np.where(b_tp + b_fn > 0, b_tp / (b_tp + b_fn), 0.0)
@@ -55,18 +51,14 @@ def _block(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> d
     boots = {"acc": b_c / n, "precision": b_p, "recall": b_r, "f1": b_f1}
     out = {}
     for key, point in points.items():
-        low, high = _interval(boots[key], level)
+        low, high = percentile_interval(boots[key], level)
         out[key] = Aggregate(float(point), low, high, n, n)
     return out
 
 
 def pope_aggregates(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: float) -> dict[str, Aggregate]:
     """``f1`` (POPE's headline, "Overall"), ``acc``, ``precision``, ``recall``, and ``<key>/<split>``."""
-    from dataclasses import replace
-
-    from .aggregate import Aggregate
-
-    scored = [r for r in rows if r.value is not None and r.value == r.value]
+    scored = [r for r in rows if not is_missing(r.value)]
     n_missing = len(rows) - len(scored)
     exploded = []
     for r in scored:
@@ -74,10 +66,7 @@ def pope_aggregates(rows: Sequence[ScoredRow], n_boot: int, seed: int, level: fl
         exploded.extend(replace(r, category=c) for c in names)
     if not exploded:
         return {}
-    out = {
-        k: Aggregate(a.mean, a.ci_low, a.ci_high, a.n, a.n_groups, n_missing)
-        for k, a in _block(exploded, n_boot, seed, level).items()
-    }
+    out = {k: with_missing(a, n_missing) for k, a in _block(exploded, n_boot, seed, level).items()}
     for split in sorted({r.category for r in exploded if r.category is not None}):
         members = [r for r in exploded if r.category == split]
         for key, agg in _block(members, n_boot, seed, level).items():

@@ -2,7 +2,7 @@
 
 A baseline is written by ``--save-baseline PATH`` and read by ``--baseline PATH``. It keeps, per
 dataset, the primary metric's aggregate with its CI and every sample's score, content hash, image
-cluster and prediction, so a later run can be compared pair by pair (see ``gate.py``). Keys are
+cluster and prediction, so a later run can be compared pair by pair (see ``compare.py``). Keys are
 sorted and each sample sits on one line, so a regenerated baseline diffs sample by sample in review.
 """
 
@@ -197,7 +197,7 @@ def _aggregate(
 ) -> dict[str, Any]:
     if not values:
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "n_groups": 0}
-    from pytest_omnilmm.metrics.aggregate import bootstrap_ci  # the run summary's bootstrap
+    from pytest_omnilmm.metrics.bootstrap import bootstrap_ci  # the run summary's bootstrap
 
     agg = bootstrap_ci(values, groups, n_boot=n_boot, seed=seed, level=level)
     return {
