@@ -1,6 +1,7 @@
 """The fixtures an eval case uses: ``sample`` (parametrized at collection), ``generate`` (batched, cached,
 timed behind the call), ``score`` (the marker's metric, the run's flavour), ``omnilmm_model``, and the
-session-scoped ``omnilmm_config`` / ``omnilmm_load_model`` / ``omnilmm_engine`` behind them.
+session-scoped ``omnilmm_config`` / ``omnilmm_load_model`` / ``omnilmm_engine`` / ``omnilmm_judge``
+behind them.
 
 ``plugin.py`` imports them so pytest finds them on the registered plugin; a conftest fixture of the same
 name overrides any of them (``omnilmm_load_model`` is the documented one). torch and transformers are
