@@ -1,6 +1,8 @@
 """Print the import graph of pytest_omnilmm: edges (every intra-package import, module level or inside a
 function), cycles (strongly connected components), and layers (longest import chain over the graph with
-each cycle collapsed). Usage: python benchmarks/import_graph.py"""
+each cycle collapsed); then the same for units (a subpackage such as ``worker`` or ``gate``, or a top-level
+module such as ``config``), the level docs/ARCHITECTURE.md draws and tests/test_architecture.py enforces.
+Usage: python benchmarks/import_graph.py [--edges]"""
 
 from __future__ import annotations
 
@@ -46,7 +48,6 @@ def sccs(graph: dict[str, set[str]]) -> list[list[str]]:
     stack: list[str] = []
     on: set[str] = set()
     out: list[list[str]] = []
-    sys.setrecursionlimit(10_000)
 
     def visit(v: str) -> None:
         index[v] = low[v] = len(index)
@@ -68,10 +69,32 @@ def sccs(graph: dict[str, set[str]]) -> list[list[str]]:
                     break
             out.append(comp)
 
-    for v in graph:
-        if v not in index:
-            visit(v)
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 10_000))
+    try:  # restored: tests/test_architecture.py calls this inside a pytest process
+        for v in graph:
+            if v not in index:
+                visit(v)
+    finally:
+        sys.setrecursionlimit(old_limit)
     return out
+
+
+def unit_of(module: str) -> str:
+    """``pytest_omnilmm.worker.engine`` -> ``worker``; ``pytest_omnilmm.config`` -> ``config``; the
+    package's own ``__init__`` (the public API) -> ``__init__``."""
+    parts = module.split(".")[1:]
+    return parts[0] if parts else "__init__"
+
+
+def unit_edges(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Unit A imports unit B when a module of A imports a module of B (imports inside a unit dropped)."""
+    units: dict[str, set[str]] = {unit_of(m): set() for m in graph}
+    for mod, targets in graph.items():
+        for t in targets:
+            if unit_of(t) != unit_of(mod):
+                units[unit_of(mod)].add(unit_of(t))
+    return units
 
 
 def layers(graph: dict[str, set[str]], comps: list[list[str]]) -> int:
@@ -83,16 +106,32 @@ def layers(graph: dict[str, set[str]], comps: list[list[str]]) -> int:
     return max(depth.values())
 
 
+def cycles_of(comps: list[list[str]]) -> list[list[str]]:
+    return sorted(sorted(c) for c in comps if len(c) > 1)
+
+
 def main() -> None:
     graph = edges()
     comps = sccs(graph)
-    cycles = [sorted(c) for c in comps if len(c) > 1]
+    cycles = cycles_of(comps)
     print(
         f"modules={len(graph)} imports={sum(len(v) for v in graph.values())} "
         f"cycles={len(cycles)} layers={layers(graph, comps)}"
     )
     for c in cycles:
         print("cycle:", " <-> ".join(m.removeprefix("pytest_omnilmm.") for m in c))
+    units = unit_edges(graph)
+    unit_comps = sccs(units)
+    unit_cycles = cycles_of(unit_comps)
+    print(
+        f"units={len(units)} unit_imports={sum(len(v) for v in units.values())} "
+        f"unit_cycles={len(unit_cycles)} unit_layers={layers(units, unit_comps)}"
+    )
+    for c in unit_cycles:
+        print("unit cycle:", " <-> ".join(c))
+    if "--edges" in sys.argv[1:]:
+        for unit in sorted(units):
+            print(f"{unit} -> {', '.join(sorted(units[unit])) or '-'}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ ROUNDS = 3
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "checkpoint_role" not in metafunc.fixturenames:
         return
-    from pytest_omnilmm.plugin import CONFIG_KEY
+    from pytest_omnilmm.keys import CONFIG_KEY
 
     choices = metafunc.config.stash[CONFIG_KEY].checkpoints
     labels = [choice.label for choice in choices]
@@ -70,8 +70,8 @@ def test_generation_speed(
     # any engine or model exists.
     benchmark = request.getfixturevalue("benchmark")
     engine = request.getfixturevalue("omnilmm_engine")
-    from pytest_omnilmm.engine import ModelUnavailable
     from pytest_omnilmm.generation import default_prompt
+    from pytest_omnilmm.worker.engine import ModelUnavailable
 
     model_request = engine.requests[checkpoint_role]
     try:

@@ -52,7 +52,7 @@ def _gate_arguments(parser: argparse.ArgumentParser, *, baseline_required: bool)
 
 def _options(args: argparse.Namespace, save_baseline: Path | None) -> Any:
     from .config import ConfigError, parse_fraction, parse_name_values, parse_percent_setting
-    from .controller import GateOptions
+    from .controller.core import GateOptions
 
     if args.baseline is not None and not args.baseline.exists():
         raise ConfigError(f"--baseline {args.baseline}: no such file or folder")
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_gate(args)
 
     from .config import ConfigError
-    from .merge import MergeError, merge_runs
+    from .controller.merge import MergeError, merge_runs
 
     try:
         conclusion = merge_runs(args.dirs, args.out, _options(args, args.save_baseline))

@@ -17,7 +17,7 @@ from .sample import Sample
 
 @dataclass(frozen=True)
 class EvalParam:
-    """One eval item: which eval case (``plugin.EvalCase``), which checkpoint label, which sample."""
+    """One eval item: which eval case (``collection.EvalCase``), which checkpoint label, which sample."""
 
     case: Any
     label: str
@@ -39,7 +39,7 @@ class UnavailableParam:
     """A dataset that could not be used (missing: skipped; unreadable: failed), as one item."""
 
     case: Any
-    reason: Any  # plugin.Unavailable
+    reason: Any  # collection.Unavailable
 
 
 EVAL_PARAM = pytest.StashKey[EvalParam]()

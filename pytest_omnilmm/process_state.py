@@ -1,13 +1,14 @@
 """Process-wide settings the plugin changes for an eval run, each restored when the session ends.
 
 Nothing here runs for a session that collected no eval item: a project that merely has the plugin
-installed keeps its environment, PIL limits, garbage collector and thread count as they were.
+installed keeps its environment, PIL limits, garbage collector and thread count as they were. The
+worker's own settings (torch threads, PIL's image size limit) are in ``worker/process_limits.py``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +20,11 @@ def _restorers(config: pytest.Config) -> list[Callable[[], None]]:
         config.stash[_RESTORE_KEY] = []
         config.add_cleanup(lambda: restore_all(config))
     return config.stash[_RESTORE_KEY]
+
+
+def on_session_end(config: pytest.Config, restore: Callable[[], None]) -> None:
+    """Run ``restore`` when the session ends (newest first), to undo a process-wide change just made."""
+    _restorers(config).append(restore)
 
 
 def restore_all(config: pytest.Config) -> None:
@@ -33,19 +39,7 @@ def setdefault_env(config: pytest.Config, name: str, value: str) -> None:
     if name in os.environ:
         return
     os.environ[name] = value
-    _restorers(config).append(lambda: os.environ.pop(name, None))
-
-
-def set_max_image_pixels(config: pytest.Config, value: int | None) -> None:
-    from PIL import Image
-
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = value
-
-    def restore() -> None:
-        Image.MAX_IMAGE_PIXELS = old
-
-    _restorers(config).append(restore)
+    on_session_end(config, lambda: os.environ.pop(name, None))
 
 
 def freeze_gc(config: pytest.Config) -> None:
@@ -54,25 +48,4 @@ def freeze_gc(config: pytest.Config) -> None:
 
     gc.collect()
     gc.freeze()
-    _restorers(config).append(gc.unfreeze)
-
-
-def default_threads(env: Mapping[str, str]) -> int:
-    """The cores this process may use (its CPU affinity), divided among the xdist workers, at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        workers = max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
-    except ValueError:
-        workers = 1
-    return max(1, cores // workers)
-
-
-def set_torch_threads(config: pytest.Config, n: int) -> None:
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    _restorers(config).append(lambda: torch.set_num_threads(old))
+    on_session_end(config, gc.unfreeze)

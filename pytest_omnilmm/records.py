@@ -1,4 +1,5 @@
 """Per-sample records: what a worker produces, what the controller aggregates, what resume reads back.
+Shared by both sides; the worker's writer is ``worker/writer.py``.
 
 A ``Record`` holds only plain values (str/int/float/bool/None/list/dict) so that it survives the trip
 through xdist's ``report.user_properties`` (a tensor there crashes the run and exits 0).
@@ -7,13 +8,13 @@ through xdist's ``report.user_properties`` (a tensor there crashes the run and e
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-RECORD_PROPERTY = "omnilmm_record"
+RECORD_PROPERTY = "omnilmm_record"  # report.user_properties name: the record, at call
+ITEM_PROPERTY = "omnilmm_item"  # ... and the item (dataset, sample id, label), at setup: names a crash
 
 
 @dataclass(frozen=True)
@@ -67,31 +68,6 @@ class Record:
     def from_json(cls, data: Mapping[str, Any]) -> Record:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-class RecordWriter:
-    """Appends records to a JSONL file, one line each, flushed and fsynced as they complete.
-
-    Finished work survives a kill: at most the line being written is torn, and ``read_records``
-    skips a torn last line.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: TextIO | None = None
-
-    def write(self, record: Record) -> None:
-        if self._fh is None:
-            self._fh = self.path.open("a", encoding="utf-8")
-        self._fh.write(json.dumps(record.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def read_records(path: Path) -> Iterator[Record]:

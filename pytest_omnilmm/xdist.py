@@ -1,22 +1,29 @@
 """xdist-only pieces, registered only when xdist is installed (so ``-p no:xdist`` keeps working).
 
-Scheduling: ``scheduler.BatchScheduling``, our own class on xdist's public scheduler interface, in
-place of ``--dist load``: it hands out whole batches (see ``batching.py``), so the samples of one
+Scheduling: ``controller.scheduler.BatchScheduling``, our own class on xdist's public scheduler interface,
+in place of ``--dist load``: it hands out whole batches (see ``batching.py``), so the samples of one
 generate call never straddle two workers, and handles a worker crash as ``load`` does (``loadgroup`` is
 broken on pytest 9.2 and grouped schedulers mishandle crashes).
+
+With ``plugin.py`` the only module that sees both sides of a run: it passes the run id to the workers and
+reads their collection on the controller.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+
+from .config import ConfigError, name_the_source
+from .keys import CONFIG_KEY, HAS_EVALS_KEY, RUN_ID_KEY
 
 
 def make_batch_scheduler(config: pytest.Config, log: Any, batch_size: int) -> Any:
     from xdist.workermanage import parse_tx_spec_config
 
-    from .scheduler import BatchScheduling
+    from .controller.scheduler import BatchScheduling
 
     return BatchScheduling(config, log, batch_size, len(parse_tx_spec_config(config)))
 
@@ -30,7 +37,6 @@ class XdistHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        from .plugin import CONFIG_KEY, RUN_ID_KEY
         from .probes import PROBED_KEY, Probed
 
         node.workerinput["omnilmm_run_id"] = self.config.stash[RUN_ID_KEY]
@@ -40,8 +46,9 @@ class XdistHooks:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """The controller collects nothing itself: the first worker's collection says whether this
         session has eval items (then the settings header is printed and SIGTERM ends it like Ctrl-C)."""
-        from .controller import is_eval_nodeid
-        from .plugin import HAS_EVALS_KEY, header_lines, mark_has_evals
+        from .controller.core import is_eval_nodeid
+        from .options import header_lines
+        from .session import mark_has_evals
 
         if self.config.stash.get(HAS_EVALS_KEY, False) or not any(is_eval_nodeid(i) for i in ids):
             return
@@ -55,10 +62,25 @@ class XdistHooks:
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if config.getoption("dist", "no") != "load":
             return None
-        from .plugin import CONFIG_KEY
-
         cfg = config.stash[CONFIG_KEY]
         return make_batch_scheduler(config, log, cfg.batch_size)
+
+
+def pin_gpus(config: pytest.Config, raw: object, source: str) -> None:
+    """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
+    from .probes import probe_gpus
+
+    try:
+        gpus = probe_gpus(raw, os.environ)
+    except ConfigError as exc:
+        raise pytest.UsageError(name_the_source(str(exc), {"gpus": source})) from None
+    if not config.pluginmanager.hasplugin("xdist"):
+        raise pytest.UsageError("--gpus needs pytest-xdist; install it or run without --gpus")
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError("--gpus starts one worker per GPU by itself; drop -n (or drop --gpus)")
+    config.option.tx = gpu_tx_specs(gpus)
+    if config.getoption("dist", "no") == "no":
+        config.option.dist = "load"
 
 
 def gpu_tx_specs(gpus: tuple[str, ...]) -> list[str]:

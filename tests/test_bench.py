@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_omnilmm.bench import percentile, perf_stats
 from pytest_omnilmm.records import Record, read_records
+from pytest_omnilmm.results.bench import percentile, perf_stats
 
 from .conftest import write_jsonl_dataset
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_omnilmm import plots
+from pytest_omnilmm.controller import plots
 from pytest_omnilmm.gate import (
     FAIL,
     INCONCLUSIVE,

@@ -103,7 +103,7 @@ def test_threads_set_torch_threads_and_the_perf_line(eval_project: pytest.Pytest
 def test_default_threads_are_the_affinity_cores_per_worker() -> None:
     import os
 
-    from pytest_omnilmm.process_state import default_threads
+    from pytest_omnilmm.worker.process_limits import default_threads
 
     cores = len(os.sched_getaffinity(0))
     assert default_threads({}) == cores

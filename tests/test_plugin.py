@@ -55,7 +55,7 @@ def test_help_lists_options() -> None:
 
 def test_plugin_import_does_not_import_torch() -> None:
     code = (
-        "import sys, pytest_omnilmm.plugin, pytest_omnilmm.config, pytest_omnilmm.controller\n"
+        "import sys, pytest_omnilmm.plugin, pytest_omnilmm.config, pytest_omnilmm.controller.core\n"
         "heavy = [m for m in ('torch', 'transformers', 'PIL', 'numpy') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import openpyxl
 
-from pytest_omnilmm.predictions import COLUMNS, write_predictions
+from pytest_omnilmm.controller.predictions import COLUMNS, write_predictions
 from pytest_omnilmm.records import Record
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_omnilmm.progress import format_eta, progress_text
+from pytest_omnilmm.controller.progress import format_eta, progress_text
 
 from .conftest import write_jsonl_dataset
 

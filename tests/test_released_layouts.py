@@ -77,7 +77,7 @@ def test_mme_without_image_path_pairs_by_the_resolved_image(tmp_path: Path) -> N
 
     # and the run's summary says the pairing fell back to the image (issue 13: "say so in the summary")
     from pytest_omnilmm.records import Record
-    from pytest_omnilmm.summary import build_summary
+    from pytest_omnilmm.results.summary import build_summary
 
     def record(sid: str, with_path: bool) -> Record:
         group = f"image_path:x/{sid}.jpg" if with_path else samples[sid].group

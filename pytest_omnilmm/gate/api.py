@@ -61,7 +61,7 @@ def _is_path(value: Any) -> bool:
 def _candidate(
     candidate: PathLike | Sequence[PathLike] | Sequence[Record], run_info: Mapping[str, Any] | None
 ) -> tuple[list[Record], Mapping[str, Any]]:
-    from pytest_omnilmm.runs import MergeError, load_runs
+    from pytest_omnilmm.results.runs import MergeError, load_runs
 
     if _is_path(candidate):
         candidate = [candidate]  # type: ignore[list-item]
@@ -77,7 +77,7 @@ def _candidate(
 
 def resolve_baseline(baseline: Baseline | PathLike | Sequence[Record] | None) -> Baseline | None:
     """A ``Baseline`` from any of the forms ``gate_results`` accepts (``GateInputError`` when unusable)."""
-    from pytest_omnilmm.runs import MergeError, load_runs
+    from pytest_omnilmm.results.runs import MergeError, load_runs
 
     if baseline is None or isinstance(baseline, Baseline):
         return baseline
@@ -98,6 +98,6 @@ def resolve_baseline(baseline: Baseline | PathLike | Sequence[Record] | None) ->
 def _with_perf(records: Sequence[Record], info: Mapping[str, Any]) -> dict[str, Any]:
     """Run info with perf and hardware recomputed from the records, as the plugin's own summary has them
     (``--max-slowdown`` needs them; shards drop theirs when merged)."""
-    from pytest_omnilmm.summary import build_summary
+    from pytest_omnilmm.results.summary import build_summary
 
     return dict(build_summary(records, dict(info), "gate")["run_info"])

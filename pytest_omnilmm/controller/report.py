@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .records import Record
+from ..records import Record
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
@@ -84,7 +84,7 @@ def render_terminal(summary: dict[str, Any], gate_report: Any, problems: Sequenc
     for problem in problems:
         lines.append(f"omnilmm gate: FAILED: {problem}")
     if gate_report is not None:
-        from .gate import render_gate_table
+        from ..gate import render_gate_table
 
         lines.extend(render_gate_table(gate_report))
     return lines
@@ -155,7 +155,7 @@ def write_run_files(
     from .predictions import write_predictions
 
     written.extend(write_predictions(run_dir, records))
-    from .gate import render_markdown
+    from ..gate import render_markdown
 
     summary_rows = [
         {

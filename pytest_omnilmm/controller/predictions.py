@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from .records import Record
+from ..records import Record
 
 COLUMNS = (
     "id",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config import EvalConfig
+from ..records import Record
 from .bench import perf_stats
-from .config import EvalConfig
-from .records import Record
 
 
 def _score(record: Record) -> float | None:
@@ -44,7 +44,7 @@ def _round(value: float) -> float | None:
 
 def dataset_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """One row per (checkpoint, dataset): counts, the primary metric with CI, every aggregate."""
-    from .metrics import ScoredRow, dataset_aggregates, primary_aggregate_key
+    from ..metrics import ScoredRow, dataset_aggregates, primary_aggregate_key
 
     by_key: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
@@ -168,8 +168,8 @@ def build_summary(records: Sequence[Record], base_info: dict[str, Any], run_id: 
 
 def _judge_models(records: Sequence[Record]) -> dict[tuple[str, str], list[str]]:
     """(checkpoint, dataset) -> the judge models that graded its samples, read from the records' notes."""
-    from .metrics.judge import judge_model_of
-    from .metrics.registry import judge_graded
+    from ..metrics.judge import judge_model_of
+    from ..metrics.registry import judge_graded
 
     found: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in records:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import EvalConfig
-from .records import RECORD_PROPERTY, Record
+from ..config import EvalConfig
+from ..records import ITEM_PROPERTY, RECORD_PROPERTY, Record
 
 if TYPE_CHECKING:
-    from .gate import GateSettings
+    from ..gate import GateSettings
 
 _EVAL_ID = re.compile(r"^(?P<func>.+)\[(?P<label>base|ckpt\d+)-(?P<rest>.+)\]$")
 
@@ -59,7 +59,7 @@ class Controller:
     # -- collecting ------------------------------------------------------------------------------
     def add_report(self, report: Any) -> None:
         for name, value in getattr(report, "user_properties", ()):
-            if name == "omnilmm_item" and isinstance(value, dict):
+            if name == ITEM_PROPERTY and isinstance(value, dict):
                 self.items[report.nodeid] = value
         record = record_from_user_properties(getattr(report, "user_properties", ()))
         if record is not None:
@@ -119,7 +119,7 @@ class Controller:
         ``exit_status``: pytest's status before the gate (report.md states the final one); ``partial``:
         why the run did not finish every item (interrupted, -x/--maxfail), or None.
         """
-        from .summary import base_run_info
+        from ..results.summary import base_run_info
 
         self._resolve_crashes()
         records = sorted(self.records.values(), key=lambda r: (r.checkpoint, r.dataset, r.sample_id))
@@ -184,7 +184,7 @@ class GateOptions:
 
     def settings(self) -> GateSettings:
         """The gate's own settings object (validated there), from these options."""
-        from .gate import GateSettings
+        from ..gate import GateSettings
 
         return GateSettings(
             max_drop=self.max_drop,
@@ -218,8 +218,8 @@ def conclude(
 
     ``exit_status`` is what the process exits with apart from the gate (pytest's test outcome).
     """
+    from ..results.summary import build_summary
     from .report import render_terminal, write_run_files
-    from .summary import build_summary
 
     summary = build_summary(records, base_info, run_id)
     gate_report = None
@@ -256,8 +256,8 @@ def _status_reason(status: int, failed_samples: int) -> str:
 
 
 def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptions) -> tuple[Any, list[str]]:
-    from .gate import gate_results
-    from .gate.api import GateInputError, resolve_baseline
+    from ..gate import gate_results
+    from ..gate.api import GateInputError, resolve_baseline
 
     baseline = None
     if options.baseline is not None:
@@ -280,7 +280,7 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:
-    from .gate.baseline import build_baseline, save_baseline
+    from ..gate.baseline import build_baseline, save_baseline
 
     labels = sorted({r.checkpoint for r in records})
     saved = []

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import Backend, Generated, GenerationSettings, Handle, ModelRequest
-from .config import EvalConfig
-from .generation import PromptBuilder
-from .records import Record, RecordWriter, read_records
-from .sample import Sample, SampleError
+from ..backends import Backend, Generated, GenerationSettings, Handle, ModelRequest
+from ..config import EvalConfig
+from ..generation import PromptBuilder
+from ..records import Record, read_records
+from ..sample import Sample, SampleError
+from .writer import RecordWriter
 
 
 class ModelUnavailable(Exception):
@@ -29,9 +30,9 @@ class ModelUnavailable(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .backends import BackendError
-    from .checkpoint import CheckpointError
-    from .models import ModelLoadError
+    from ..backends import BackendError
+    from ..checkpoint import CheckpointError
+    from ..models import ModelLoadError
 
     return (BackendError, CheckpointError, ModelLoadError, OSError, ValueError)
 
@@ -162,7 +163,7 @@ class Engine:
     def fingerprint(self, label: str) -> str:
         """The weights' content hash, without loading the model (cached by path+size+mtime)."""
         if label not in self._fingerprints:
-            from .checkpoint import CheckpointError
+            from ..checkpoint import CheckpointError
 
             try:
                 self._fingerprints[label] = self.backend.fingerprint(self.requests[label])

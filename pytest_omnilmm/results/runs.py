@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .records import Record, read_records
+from ..records import Record, read_records
 
 IDENTITY_KEYS = ("generation", "metric_flavor", "model_path")
 

@@ -135,6 +135,6 @@ def register_progress(config: pytest.Config, enabled: bool) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if not enabled or reporter is None or config.get_verbosity() <= -2:
         return
-    from .controller import is_eval_nodeid
+    from .core import is_eval_nodeid
 
     config.pluginmanager.register(Progress(reporter, is_eval_nodeid), "omnilmm-progress")

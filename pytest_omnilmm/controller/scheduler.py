@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .batching import plan_units
+from ..batching import plan_units
 
 
 class BatchScheduling:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .controller import Conclusion, GateOptions, conclude, new_run_id
-from .runs import MergeError, find_run_dir, load_runs
+from ..results.runs import MergeError, find_run_dir, load_runs
+from .core import Conclusion, GateOptions, conclude, new_run_id
 
 __all__ = ["MergeError", "find_run_dir", "load_runs", "merge_runs"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .records import Record
+from ..records import Record
 
 
 @dataclass(frozen=True)
