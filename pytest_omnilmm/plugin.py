@@ -58,7 +58,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
     """``--gpus`` rewrites the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
     raw, source = lookup(config)("gpus")
     if raw not in (None, "") and not is_worker(config):
-        from .xdist import pin_gpus
+        from .gpus import pin_gpus
 
         pin_gpus(config, raw, source)
     storage = new_benchmark_storage(config)
@@ -91,10 +91,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[CONTROLLER_KEY] = controller
         config.pluginmanager.register(ControllerHooks(controller), "omnilmm-controller")
         terminate_like_interrupt(config)
-    if config.pluginmanager.hasplugin("xdist"):
-        from .xdist import XdistHooks
-
-        config.pluginmanager.register(XdistHooks(config), "omnilmm-xdist")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import CheckpointChoice, ConfigError, EvalConfig, name_the_source, parse_gpus, visible_devices
+from .config import CheckpointChoice, ConfigError, EvalConfig, name_the_source
+from .gpus import probe_gpus
 
 PROBED_KEY = "omnilmm_probed"  # the workerinput entry that carries ``Probed`` to xdist workers
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -243,49 +243,3 @@ def probe_paths(config: EvalConfig) -> None:
         raise ConfigError(
             f"--save-baseline {save_baseline}: the directory {save_baseline.parent} does not exist"
         )
-
-
-def probe_gpus(raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
-    """``--gpus`` settled: ``all`` counted with nvidia-smi, listed GPUs checked to exist (unless
-    ``CUDA_VISIBLE_DEVICES`` already restricts this process: then they index into it)."""
-    ids = parse_gpus(raw, env)
-    if ids is None:
-        return _all_gpus()
-    if ids and visible_devices(env) is None:
-        _check_gpus_exist(str(raw).strip(), ids)
-    return ids
-
-
-def _nvidia_smi_gpus() -> list[str]:
-    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True)
-    return [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
-
-
-def _all_gpus() -> tuple[str, ...]:
-    try:
-        listed = _nvidia_smi_gpus()
-    except (OSError, subprocess.SubprocessError):
-        raise ConfigError(
-            "--gpus all: no GPU found (nvidia-smi failed); list GPUs explicitly, e.g. --gpus 0,1"
-        ) from None
-    if not listed:
-        raise ConfigError(
-            "--gpus all: nvidia-smi lists no GPU; run without --gpus (use -n N for CPU workers)"
-        )
-    return tuple(str(i) for i in range(len(listed)))
-
-
-def _check_gpus_exist(text: str, ids: tuple[str, ...]) -> None:
-    """``--gpus 0,1`` on a machine without those GPUs is an error, never a silent CPU run."""
-    try:
-        listed = _nvidia_smi_gpus()
-    except (OSError, subprocess.SubprocessError):
-        raise ConfigError(
-            f"--gpus {text}: no GPU found on this machine (nvidia-smi -L failed or is not installed); "
-            "run without --gpus (use -n N for CPU workers)"
-        ) from None
-    for v in ids:
-        known = int(v) < len(listed) if v.isdigit() else any(v in line for line in listed)
-        if not known:
-            found = f"{len(listed)} GPU(s): " + "; ".join(listed) if listed else "no GPU"
-            raise ConfigError(f"--gpus {text}: GPU {v} is not on this machine; nvidia-smi lists {found}")

@@ -1,23 +1,32 @@
-"""xdist-only pieces, registered only when xdist is installed (so ``-p no:xdist`` keeps working).
+"""xdist-only hooks, a pytest plugin of their own (entry point ``omnilmm_xdist``): registered only when
+xdist is installed and pytest-omnilmm itself is active, so ``-p no:xdist`` and ``-p no:omnilmm`` keep working.
 
 Scheduling: ``controller.scheduler.BatchScheduling``, our own class on xdist's public scheduler interface,
-in place of ``--dist load``: it hands out whole batches (see ``batching.py``), so the samples of one
+in place of ``--dist load``: it hands out whole batches (see ``worker/batching.py``), so the samples of one
 generate call never straddle two workers, and handles a worker crash as ``load`` does (``loadgroup`` is
 broken on pytest 9.2 and grouped schedulers mishandle crashes).
 
-With ``plugin.py`` the only module that sees both sides of a run: it passes the run id to the workers and
-reads their collection on the controller.
+With ``plugin.py`` the only module that sees both sides of a run: it passes the run id and the probes'
+findings to the workers and reads their collection on the controller. ``plugin.py`` does not import it:
+both are entry-layer plugins side by side.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
-from .config import ConfigError, name_the_source
 from .keys import CONFIG_KEY, HAS_EVALS_KEY, RUN_ID_KEY
+
+PLUGIN_NAME = "omnilmm"  # the main plugin's entry-point name
+HOOKS_NAME = "omnilmm-xdist-hooks"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    manager = config.pluginmanager
+    if manager.hasplugin("xdist") and manager.get_plugin(PLUGIN_NAME) is not None:
+        manager.register(XdistHooks(config), HOOKS_NAME)
 
 
 def make_batch_scheduler(config: pytest.Config, log: Any, batch_size: int) -> Any:
@@ -64,25 +73,3 @@ class XdistHooks:
             return None
         cfg = config.stash[CONFIG_KEY]
         return make_batch_scheduler(config, log, cfg.batch_size)
-
-
-def pin_gpus(config: pytest.Config, raw: object, source: str) -> None:
-    """``--gpus``: rewrite the xdist worker specs before xdist reads them (one pinned worker per GPU)."""
-    from .probes import probe_gpus
-
-    try:
-        gpus = probe_gpus(raw, os.environ)
-    except ConfigError as exc:
-        raise pytest.UsageError(name_the_source(str(exc), {"gpus": source})) from None
-    if not config.pluginmanager.hasplugin("xdist"):
-        raise pytest.UsageError("--gpus needs pytest-xdist; install it or run without --gpus")
-    if config.getoption("numprocesses", None):
-        raise pytest.UsageError("--gpus starts one worker per GPU by itself; drop -n (or drop --gpus)")
-    config.option.tx = gpu_tx_specs(gpus)
-    if config.getoption("dist", "no") == "no":
-        config.option.dist = "load"
-
-
-def gpu_tx_specs(gpus: tuple[str, ...]) -> list[str]:
-    """One popen worker per GPU, pinned before any import; a restarted worker reuses its spec."""
-    return [f"popen//env:CUDA_VISIBLE_DEVICES={gpu}" for gpu in gpus]

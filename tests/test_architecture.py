@@ -3,8 +3,7 @@ row in the doc's table does not allow (the worker never imports the controller s
 shared code imports only shared code; only ``plugin`` and ``xdist`` import both sides).
 
 The graph is ``benchmarks/import_graph.py``'s: every import inside the package, at module level or inside
-a function. Known exceptions are named below, each with a strict xfail that starts failing the moment the
-exception is gone, so that its entry is removed then.
+a function. There are no known exceptions.
 """
 
 from __future__ import annotations
@@ -22,17 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
 TABLE_MARKER = "<!-- unit table: enforced by tests/test_architecture.py"
 SIDES = {"shared", "worker", "controller", "both", "entry"}
-
-# Known import cycles, by name: a cycle found in the code passes while all its modules are inside one entry.
-# Being removed by another change; delete the entry once its xfail below turns into an unexpected pass.
-KNOWN_CYCLES: dict[str, frozenset[str]] = {
-    "config<->backends": frozenset({"config", "backends", "backends.vllm"}),
-    "metrics.aggregate<->metrics.registry": frozenset(
-        {"metrics.aggregate", "metrics.registry", "metrics.hallusion", "metrics.pope"}
-    ),
-}
-# Known unit imports the table does not allow (the unit side of a known cycle).
-KNOWN_EDGES: dict[str, tuple[str, str]] = {"config<->backends": ("config", "backends")}
 
 
 def _load_graph_tool() -> ModuleType:
@@ -106,9 +94,9 @@ def forbidden_edges(units: Mapping[str, set[str]], table: Mapping[str, Row]) -> 
     )
 
 
-def test_no_import_cycle_but_the_known_ones(modules: dict[str, set[str]]) -> None:
-    unknown = [c for c in module_cycles(modules) if not any(c <= known for known in KNOWN_CYCLES.values())]
-    assert not unknown, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in unknown)
+def test_no_import_cycle(modules: dict[str, set[str]]) -> None:
+    cycles = module_cycles(modules)
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)
 
 
 def test_every_unit_has_a_row_and_every_row_a_unit(units: dict[str, set[str]], table: dict[str, Row]) -> None:
@@ -123,8 +111,7 @@ def test_every_unit_has_a_row_and_every_row_a_unit(units: dict[str, set[str]], t
 def test_no_unit_imports_what_its_row_does_not_allow(
     units: dict[str, set[str]], table: dict[str, Row]
 ) -> None:
-    known = set(KNOWN_EDGES.values())
-    bad = [f"{a} -> {b}" for a, b in forbidden_edges(units, table) if (a, b) not in known]
+    bad = [f"{a} -> {b}" for a, b in forbidden_edges(units, table)]
     assert not bad, (
         f"imports docs/ARCHITECTURE.md does not allow (add them to the table or remove them): {bad}"
     )
@@ -153,8 +140,8 @@ def test_the_table_keeps_the_sides_apart(table: dict[str, Row]) -> None:
 def test_the_worker_and_the_controller_do_not_import_each_other(units: dict[str, set[str]]) -> None:
     """Spelled out, whatever the table says: the two sides of a run meet only in plugin and xdist."""
     worker_side, controller_side = (
-        {"worker", "backends", "models"},
-        {"controller", "results", "gate", "baseline"},
+        {"worker", "backends", "models", "probes"},
+        {"controller", "results", "gate"},
     )
     for unit in worker_side:
         assert not units[unit] & controller_side, (unit, units[unit] & controller_side)
@@ -164,20 +151,9 @@ def test_the_worker_and_the_controller_do_not_import_each_other(units: dict[str,
     assert importing_both <= {"plugin", "xdist"}, importing_both
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN_CYCLES))
-@pytest.mark.xfail(
-    strict=True, reason="a known import cycle, being removed; then delete its KNOWN_CYCLES entry"
-)
-def test_known_cycle_is_gone(name: str, modules: dict[str, set[str]]) -> None:
-    assert not [c for c in module_cycles(modules) if c <= KNOWN_CYCLES[name]], f"{name} is still a cycle"
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_EDGES))
-@pytest.mark.xfail(
-    strict=True, reason="a known forbidden import, being removed; then delete its KNOWN_EDGES entry"
-)
-def test_known_forbidden_import_is_gone(name: str, units: dict[str, set[str]], table: dict[str, Row]) -> None:
-    assert KNOWN_EDGES[name] not in forbidden_edges(units, table), f"{name}: still imported"
+def test_the_unit_graph_has_at_most_six_layers(units: dict[str, set[str]]) -> None:
+    graph = {u: t - {u} for u, t in units.items()}
+    assert GRAPH_TOOL.layers(graph, GRAPH_TOOL.sccs(graph)) <= 6
 
 
 def test_the_checker_sees_a_cycle_and_a_forbidden_import() -> None:

@@ -6,7 +6,6 @@ it into a ``DatasetError`` that names file, row and field.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -194,21 +193,6 @@ def _answer_text(value: Any, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise FieldProblem(field, f"answers must be strings, got {_kind(value)}")
     return str(value)
-
-
-def parse_list_literal(text: str) -> list[Any] | None:
-    """``"['a', 'b']"`` (VLMEvalKit writes Python reprs) or ``'["a"]'`` as a list; None if it is not one."""
-    stripped = text.strip()
-    if not (stripped.startswith("[") and stripped.endswith("]")):
-        return None
-    try:
-        value = json.loads(stripped)
-    except (ValueError, RecursionError):
-        try:
-            value = ast.literal_eval(stripped)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return None
-    return value if isinstance(value, list) else None
 
 
 def image_file(base: Path, relative: str, field: str) -> Path:

@@ -8,7 +8,8 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_omnilmm.datasets._common import NA_TOKENS, FieldProblem, parse_list_literal
+from pytest_omnilmm.datasets._common import NA_TOKENS, FieldProblem
+from pytest_omnilmm.literals import parse_list_literal
 
 # MMBench's circular evaluation stores the rotated copies of question i at index i + k * 1_000_000.
 CIRCULAR_STRIDE = 1_000_000

@@ -26,7 +26,6 @@ from pytest_omnilmm.datasets._common import (
     FieldProblem,
     broken_sample,
     image_file,
-    parse_list_literal,
     sample_id,
     utf8_error,
 )
@@ -38,6 +37,7 @@ from pytest_omnilmm.datasets._tabular import (
     references,
 )
 from pytest_omnilmm.datasets.errors import DatasetError, DatasetWarning
+from pytest_omnilmm.literals import parse_list_literal
 from pytest_omnilmm.sample import ImageRef, Sample, Text
 
 # VLMEvalKit treats an ``image`` value this short as the index of the row that holds the image.

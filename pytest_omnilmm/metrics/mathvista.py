@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _choices(cell: object) -> tuple[tuple[str, str], ...] | None:
-    from ..datasets._common import parse_list_literal
+    from ..literals import parse_list_literal
 
     values = parse_list_literal(str(cell)) if cell is not None else None
     if not values:
