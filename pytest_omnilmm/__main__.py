@@ -53,21 +53,24 @@ def _gate_arguments(parser: argparse.ArgumentParser, *, baseline_required: bool)
 def _options(args: argparse.Namespace, save_baseline: Path | None) -> Any:
     from .config import ConfigError, parse_fraction, parse_name_values, parse_percent_setting
     from .controller.core import GateOptions
+    from .gate import GateSettings
 
     if args.baseline is not None and not args.baseline.exists():
         raise ConfigError(f"--baseline {args.baseline}: no such file or folder")
     return GateOptions(
         baseline=args.baseline,
         save_baseline=save_baseline,
-        max_drop=parse_fraction("--max-drop", args.max_drop),
-        max_drop_per=parse_name_values("--max-drop-for", args.max_drop_for, "textvqa=0.02"),
-        mode=args.gate,  # GateSettings resolves the alias "strict"
-        min_score=parse_name_values("--min-score", args.min_score, "textvqa=0.6"),
-        max_slowdown=None
-        if args.max_slowdown is None
-        else parse_percent_setting("--max-slowdown", args.max_slowdown),
-        inconclusive=args.gate_inconclusive,
-        allow_partial=args.gate_allow_partial,
+        settings=GateSettings(
+            max_drop=parse_fraction("--max-drop", args.max_drop),
+            per_metric_max_drop=parse_name_values("--max-drop-for", args.max_drop_for, "textvqa=0.02"),
+            mode=args.gate,  # GateSettings resolves the alias "strict"
+            min_scores=parse_name_values("--min-score", args.min_score, "textvqa=0.6"),
+            max_slowdown=None
+            if args.max_slowdown is None
+            else parse_percent_setting("--max-slowdown", args.max_slowdown),
+            inconclusive=args.gate_inconclusive,
+            allow_partial=args.gate_allow_partial,
+        ),
     )
 
 

@@ -37,6 +37,11 @@ class ModelLoadError(Exception):
     """The model cannot be loaded as asked; one line saying why and what to do."""
 
 
+class MissingPackage(ModelLoadError):
+    """A package the model's code or processor imports is not installed: nothing of this run can change
+    that, so the line is said once and the checkpoint's other samples are skipped, pointing at it."""
+
+
 @dataclass(frozen=True)
 class ModelRequest:
     label: str
@@ -195,7 +200,7 @@ def _missing_packages(source: str, what: str) -> Iterator[None]:
     try:
         yield
     except ImportError as exc:
-        raise ModelLoadError(missing_package_line(exc, source, what)) from None
+        raise MissingPackage(missing_package_line(exc, source, what)) from None
 
 
 def _check_prompt_format(processor: Any, source: str) -> None:

@@ -8,6 +8,7 @@ through xdist's ``report.user_properties`` (a tensor there crashes the run and e
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -90,3 +91,19 @@ def read_records(path: Path) -> Iterator[Record]:
                     yield Record.from_json(data)
                 except TypeError:
                     continue
+
+
+# ------------------------------------------------------------------------- the one score cleaner
+def clean_score(value: Any) -> float | None:
+    """A usable score or None: NaN (VLMEvalKit's "undefined") and non-numbers are not scores."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def record_score(record: Record, metric: str) -> float | None:
+    """The score the gate uses for a record: an errored sample counts as wrong (0.0)."""
+    if record.error is not None:
+        return 0.0
+    return clean_score(record.scores.get(metric))

@@ -156,44 +156,29 @@ def _crash_reason(report: Any) -> str:
 
 @dataclass(frozen=True)
 class GateOptions:
-    """What the gate needs; built from ``EvalConfig`` or by the merge CLI (defaults: config.SETTINGS)."""
+    """What the gate needs: where the baseline is, where to save one, and the gate's one settings object
+    (``gate.GateSettings``, validated there). Built from ``EvalConfig`` or by the merge/gate CLI."""
 
     baseline: Path | None
     save_baseline: Path | None
-    max_drop: float
-    max_drop_per: dict[str, float]
-    mode: str
-    min_score: dict[str, float]
-    max_slowdown: float | None
-    inconclusive: str = "fail"
-    allow_partial: bool = False
+    settings: GateSettings
 
     @classmethod
     def from_config(cls, config: EvalConfig) -> GateOptions:
+        from ..gate import GateSettings
+
         return cls(
             baseline=config.baseline,
             save_baseline=config.save_baseline,
-            max_drop=config.max_drop,
-            max_drop_per=dict(config.max_drop_per),
-            mode=config.gate,
-            min_score=dict(config.min_score),
-            max_slowdown=config.max_slowdown,
-            inconclusive=config.gate_inconclusive,
-            allow_partial=config.gate_allow_partial,
-        )
-
-    def settings(self) -> GateSettings:
-        """The gate's own settings object (validated there), from these options."""
-        from ..gate import GateSettings
-
-        return GateSettings(
-            max_drop=self.max_drop,
-            per_metric_max_drop=dict(self.max_drop_per),
-            mode=self.mode,
-            min_scores=dict(self.min_score),
-            max_slowdown=self.max_slowdown,
-            inconclusive=self.inconclusive,
-            allow_partial=self.allow_partial,
+            settings=GateSettings(
+                max_drop=config.max_drop,
+                per_metric_max_drop=dict(config.max_drop_per),
+                mode=config.gate,
+                min_scores=dict(config.min_score),
+                max_slowdown=config.max_slowdown,
+                inconclusive=config.gate_inconclusive,
+                allow_partial=config.gate_allow_partial,
+            ),
         )
 
 
@@ -224,7 +209,7 @@ def conclude(
     summary = build_summary(records, base_info, run_id)
     gate_report = None
     problems: list[str] = []
-    if options.baseline is not None or options.min_score:
+    if options.baseline is not None or options.settings.min_scores:
         gate_report, problems = _gate(records, summary, options)
     failed = bool(problems) or (gate_report is not None and gate_report.failed)
     saved: list[str] = []
@@ -274,9 +259,7 @@ def _gate(records: Sequence[Record], summary: dict[str, Any], options: GateOptio
             f"{options.baseline}: baseline used metric flavour {baseline.metric_flavor!r}, this run "
             f"{run_flavor!r}; rerun with --metric-flavor {baseline.metric_flavor} or regenerate the baseline"
         )
-    return gate_results(
-        baseline, records, run_info=summary["run_info"], settings=options.settings()
-    ), problems
+    return gate_results(baseline, records, run_info=summary["run_info"], settings=options.settings), problems
 
 
 def _save_baseline(records: Sequence[Record], summary: dict[str, Any], target: Path) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,10 +180,9 @@ def write_run_files(
     report_md = run_dir / "report.md"
     report_md.write_text(markdown, encoding="utf-8")
     written.append(report_md)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown + "\n")
+    from ..gate import append_step_summary
+
+    append_step_summary(markdown)  # an unwritable $GITHUB_STEP_SUMMARY must not break the run
     from .plots import write_plots
 
     try:

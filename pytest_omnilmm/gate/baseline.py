@@ -9,13 +9,14 @@ sorted and each sample sits on one line, so a regenerated baseline diffs sample 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..records import clean_score, record_score
 
 if TYPE_CHECKING:
     from pytest_omnilmm.records import Record
@@ -70,21 +71,6 @@ class Baseline:
     def from_dict(cls, data: Any, source: str = "<baseline>") -> Baseline:
         """Validate a parsed baseline; raise ``BaselineError`` naming the first wrong field."""
         return _parse(data, source)
-
-
-def clean_score(value: Any) -> float | None:
-    """A usable score or None: NaN (VLMEvalKit's "undefined") and non-numbers are not scores."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def record_score(record: Record, metric: str) -> float | None:
-    """The score the gate uses for a record: an errored sample counts as wrong (0.0)."""
-    if record.error is not None:
-        return 0.0
-    return clean_score(record.scores.get(metric))
 
 
 # --------------------------------------------------------------------------------------------- build

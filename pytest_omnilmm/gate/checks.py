@@ -7,7 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .baseline import Baseline, clean_score, record_score
+from ..records import clean_score, record_score
+from .baseline import Baseline
 from .decide import FAIL, NOT_GATED, PASS, TOL
 from .rows import MAX_ERROR_IDS, REGEN, Row, errored, primary_metric
 from .settings import GateSettings

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .baseline import BaselineDataset, record_score
+from ..records import record_score
+from .baseline import BaselineDataset
 from .decide import FAIL, PASS
 from .rows import MAX_ERROR_IDS, MAX_FLIPS, REGEN, CategoryDelta, Flip, Row, count_of, errored, primary_metric
 from .settings import GateSettings

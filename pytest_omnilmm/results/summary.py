@@ -13,19 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ..config import EvalConfig
-from ..records import Record
+from ..records import Record, record_score
 from .bench import perf_stats
 
 
 def _score(record: Record) -> float | None:
-    if record.error is not None:
-        return 0.0
-    if record.metric is None:
-        return None
-    value = record.scores.get(record.metric)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)
+    """The score the summary averages: the gate's own reading (an errored sample is 0.0, NaN is none)."""
+    return (
+        0.0 if record.error is not None else (record_score(record, record.metric) if record.metric else None)
+    )
 
 
 def _agg_json(agg: Any) -> dict[str, Any]:

@@ -29,12 +29,23 @@ class ModelUnavailable(Exception):
     """The checkpoint's model could not be loaded (bad checkpoint, missing files, remote code refused)."""
 
 
+class AlreadySaid(ModelUnavailable):
+    """The checkpoint's model needs a package that is missing, and one sample of this process already
+    failed saying so: the others are skipped with a pointer instead of repeating the line."""
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from ..backends import BackendError
     from ..checkpoint import CheckpointError
     from ..models import ModelLoadError
 
     return (BackendError, CheckpointError, ModelLoadError, OSError, ValueError)
+
+
+def _is_missing_package(exc: BaseException) -> bool:
+    from ..models import MissingPackage
+
+    return isinstance(exc, MissingPackage)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class ModelPool:
         self.backend = backend
         self._current: Handle | None = None
         self.failures: dict[str, str] = {}
+        self.missing_package: set[str] = set()
         self.loads: dict[str, int] = {}
         self.load_times: dict[str, float] = {}
 
@@ -78,13 +90,21 @@ class ModelPool:
         if self._current is not None and self._current.request == request:
             return self._current
         if request.label in self.failures:
+            if request.label in self.missing_package:
+                raise AlreadySaid(
+                    f"{request.label}: not loaded: a package it needs is missing (said once, by the first "
+                    "failed sample of this checkpoint)"
+                )
             raise ModelUnavailable(f"{request.label}: not loaded: {self.failures[request.label]}")
         self.release()
         try:
             loaded = self.backend.load(request)
         except _user_errors() as exc:
-            # Said once, in one line; every later item of this checkpoint fails fast with the same reason.
+            # Said once, in one line; every later item of this checkpoint fails fast with the same reason
+            # (or, for a missing package, which no sample can change, is skipped pointing at that line).
             self.failures[request.label] = str(exc)
+            if _is_missing_package(exc):
+                self.missing_package.add(request.label)
             raise ModelUnavailable(f"{request.label}: {exc}") from None
         self.loads[request.label] = self.loads.get(request.label, 0) + 1
         self.load_times[request.label] = loaded.load_time_s
