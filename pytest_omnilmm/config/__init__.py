@@ -1,10 +1,10 @@
 """EvalConfig: every setting of a run, read once (option > env > ini > default) and validated once.
 
-Only ``plugin.py`` touches ``pytest.Config``; it hands a ``Lookup`` to ``build_config``. Pure: options,
-environment and ini in, a frozen ``EvalConfig`` out; paths are resolved as strings, nothing is opened,
+Nothing here touches ``pytest.Config``: ``options.lookup`` hands a ``Lookup`` to ``build_config``.
+Pure: options, environment and ini in, a frozen ``EvalConfig`` out; paths are resolved as strings, nothing is opened,
 run or asked over the network. What only the machine can tell (is the checkpoint readable and does it
 carry its own config.json, is the model a directory or an available hub id, do the data files exist,
-which GPUs are there) is asked once, on the controller, by ``probes.probe``.
+which GPUs are there) is asked once, on the controller, by ``probes.settle``.
 Nothing here imports torch or transformers: this runs while pytest starts.
 
 ``settings`` holds the table of options (flags, env variables, ini keys, help, defaults); ``parse`` the
@@ -164,7 +164,7 @@ class EvalConfig:
     request_timeout: float = 120.0
     retries: int = 3
     tensor_parallel_size: int = 1
-    threads: int | None = None  # None: cores / xdist workers (see process_state.default_threads)
+    threads: int | None = None  # None: cores / xdist workers (see worker.process_limits.default_threads)
     progress: bool = True
 
     def generation_settings(self) -> dict[str, object]:
