@@ -2,9 +2,9 @@
 
 Nothing here touches ``pytest.Config``: ``options.lookup`` hands a ``Lookup`` to ``build_config``.
 Pure: options, environment and ini in, a frozen ``EvalConfig`` out; paths are resolved as strings,
-nothing is opened, run or asked over the network. What only the machine can tell (is the checkpoint readable and does it
-carry its own config.json, is the model a directory or an available hub id, do the data files exist,
-which GPUs are there) is asked once, on the controller, by ``probes.settle``.
+nothing is opened, run or asked over the network. What only the machine can tell (is the checkpoint
+readable and does it carry its own config.json, is the model a directory or an available hub id, do the
+data files exist, which GPUs are there) is asked once, on the controller, by ``probes.settle``.
 Nothing here imports torch or transformers: this runs while pytest starts.
 
 ``settings`` holds the table of options (flags, env variables, ini keys, help, defaults); ``parse`` the
