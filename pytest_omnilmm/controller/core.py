@@ -29,8 +29,10 @@ def is_eval_nodeid(nodeid: str) -> bool:
 
 
 def new_run_id() -> str:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    """``20261208-022649.123-a1b2c3``: sorts in start order, to the millisecond (two runs started in one
+    second must not list in random order), and stays unique across machines."""
+    now = _dt.datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}.{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def record_from_user_properties(props: Iterable[tuple[str, Any]]) -> Record | None:
