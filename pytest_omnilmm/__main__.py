@@ -120,7 +120,7 @@ def _run_gate(args: argparse.Namespace) -> int:
     from .gate import GateInputError, gate_results, render_gate_table
 
     try:
-        report = gate_results(args.baseline, list(args.dirs), settings=_options(args, None).settings())
+        report = gate_results(args.baseline, list(args.dirs), settings=_options(args, None).settings)
     except (ConfigError, GateInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4
