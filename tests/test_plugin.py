@@ -342,8 +342,9 @@ def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
     from _pytest.junitxml import bin_xml_escape
 
     xml = eval_project.path / "junit.xml"
+    # 24 new tokens: a batch long enough that one item's own setup (~15 ms) is small beside its share
     result = eval_project.runpytest(
-        "--model_path", str(tiny_model), "--max-new-tokens", "3", "--no-resume", f"--junitxml={xml}"
+        "--model_path", str(tiny_model), "--max-new-tokens", "24", "--no-resume", f"--junitxml={xml}"
     )
     result.assert_outcomes(passed=6)
     records = {r.sample_id: r for r in records_of(eval_project)}
@@ -361,7 +362,7 @@ def test_junit_xml_gives_each_sample_its_time_prediction_and_score(
         times.append(float(case.get("time")))
     # Each item carries its share of the batch (plus its own setup/teardown, which grows on a loaded
     # machine), not 0 s and not the whole batch (6 shares): halfway between the two is the upper limit.
-    assert all(share * 0.9 <= t <= share + 0.5 * (5 * share) for t in times), (times, share)
+    assert all(share * 0.9 <= t <= share + 0.5 * (5 * share) + 0.01 for t in times), (times, share)
 
 
 def test_git_commit_is_the_project_under_test(eval_project: pytest.Pytester, tiny_model: Path) -> None:
